@@ -1,0 +1,54 @@
+# EmoCare: the two commands a new user needs are `make run` and `make test`.
+# Both create .venv and install everything that is missing (Python and Debian packages).
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+ARGS   ?=
+
+# Debian packages: espeak-ng speaks the care messages; the tests also drive Chromium with a
+# fake camera made by ffmpeg, and render Chinese in screenshots with a CJK font.
+RUN_DEBS  := espeak-ng
+TEST_DEBS := $(RUN_DEBS) ffmpeg chromium fonts-wqy-microhei graphviz
+
+.PHONY: run test lint bench diagram system-deps-run system-deps-test clean
+
+run: $(VENV)/.app system-deps-run
+	$(PY) run.py $(ARGS)
+
+test: $(VENV)/.app $(VENV)/.dev system-deps-test
+	$(PY) -m ruff check src tests bench run.py
+	$(PY) -m pytest $(ARGS)
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check src tests bench run.py
+	$(PY) -m ruff format --check src tests bench run.py
+
+bench: $(VENV)/.app $(VENV)/.dev
+	PYTHONPATH=src:. $(PY) -m bench.serving $(ARGS)
+
+diagram:
+	dot -Tpng -Gdpi=110 picture/architecture.dot -o picture/architecture.png
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# requirements.txt is a complete lock (every package pinned), installed with --no-deps:
+# fer declares facenet-pytorch, which would pull a multi-GB torch that nothing here uses.
+$(VENV)/.app: requirements.txt | $(VENV)/bin/python
+	$(PIP) install --no-deps -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.app
+	$(PIP) install -r requirements-dev.txt -c requirements.txt
+	touch $@
+
+system-deps-run:
+	@scripts/debian-deps.sh $(RUN_DEBS)
+
+system-deps-test:
+	@scripts/debian-deps.sh $(TEST_DEBS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache tests/artifacts

@@ -1,0 +1,68 @@
+"""Configuration classes, in the flasky style: a base ``Config`` and subclasses per use.
+
+Every setting can be overridden from the environment with the ``EMOCARE_`` prefix
+(``EMOCARE_ASYNC_MODE=eventlet``), or by passing a mapping to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+
+def _env(name: str, default, cast=str):
+    raw = os.environ.get(f"EMOCARE_{name}")
+    if raw is None:
+        return default
+    if cast is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return cast(raw)
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_hex(16)
+    #: "threading" (default, measured fastest here: docs/serving.md) or "eventlet".
+    ASYNC_MODE = _env("ASYNC_MODE", "threading")
+    #: How blocking inference leaves the Socket.IO loop: "thread" (a worker thread, or
+    #: eventlet's tpool under eventlet), "process" (a process pool) or "inline" (benchmark only).
+    OFFLOAD = _env("OFFLOAD", "thread")
+    INFERENCE_WORKERS = _env("INFERENCE_WORKERS", 2, int)
+    #: "background" warms the model after start-up; "sync" before create_app returns; "off".
+    WARM_UP = _env("WARM_UP", "background")
+    ANALYZER = _env("ANALYZER", "fer")
+    #: Width the frame is shrunk to for face detection (speed), and the smallest face there.
+    DETECT_WIDTH = _env("DETECT_WIDTH", 320, int)
+    MIN_FACE = _env("MIN_FACE", 30, int)
+    #: Average the classifier over the frame and its mirror image (+2-3 points measured).
+    TTA = _env("TTA", True, bool)
+    MAX_FRAME_BYTES = _env("MAX_FRAME_BYTES", 1_000_000, int)
+    MAX_FRAME_SIDE = _env("MAX_FRAME_SIDE", 1920, int)
+    #: Socket.IO drops a connection whose message is larger than this; it is kept above
+    #: MAX_FRAME_BYTES so that a too-large frame gets a readable error first.
+    SOCKETIO_MAX_BUFFER = _env("SOCKETIO_MAX_BUFFER", 4_000_000, int)
+    LANGUAGES = ("en", "zh-CN")
+    DEFAULT_LANGUAGE = _env("DEFAULT_LANGUAGE", "en")
+    TESTING = False
+
+
+class DevelopmentConfig(Config):
+    DEBUG = True
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "testing"
+    WARM_UP = "sync"
+    INFERENCE_WORKERS = 1
+
+
+class ProductionConfig(Config):
+    pass
+
+
+configs: dict[str, type[Config]] = {
+    "default": Config,
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}

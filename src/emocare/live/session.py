@@ -1,0 +1,78 @@
+"""Live sessions and the one-frame-in-flight rule.
+
+The browser sends its next frame only when the previous result arrives. A client that ignores
+that (a bug, or a flood) must not queue work for itself or slow anyone else: a frame that
+arrives while one is in flight for the same client is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LiveSession:
+    sid: str
+    started: float = field(default_factory=time.time)
+    frames: int = 0
+    dropped: int = 0
+    errors: int = 0
+    last_busy_notice: float = 0.0
+    _in_flight: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def try_begin(self) -> bool:
+        """Claim the client's single in-flight slot; False means drop this frame."""
+        with self._lock:
+            if self._in_flight:
+                self.dropped += 1
+                return False
+            self._in_flight = True
+            return True
+
+    def end(self, ok: bool = True) -> None:
+        with self._lock:
+            self._in_flight = False
+            if ok:
+                self.frames += 1
+            else:
+                self.errors += 1
+
+    def should_notify_busy(self, interval: float = 1.0) -> bool:
+        """Tell a flooding client at most once per ``interval`` seconds, not once per frame."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self.last_busy_notice >= interval:
+                self.last_busy_notice = now
+                return True
+            return False
+
+
+class LiveHub:
+    """All open sessions, by Socket.IO sid."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, LiveSession] = {}
+        self._lock = threading.Lock()
+
+    def open(self, sid: str) -> LiveSession:
+        with self._lock:
+            session = self._sessions[sid] = LiveSession(sid)
+            return session
+
+    def get(self, sid: str) -> LiveSession:
+        with self._lock:
+            session = self._sessions.get(sid)
+            if session is None:
+                session = self._sessions[sid] = LiveSession(sid)
+            return session
+
+    def close(self, sid: str) -> LiveSession | None:
+        with self._lock:
+            return self._sessions.pop(sid, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)

@@ -1,0 +1,72 @@
+"""Turning untrusted bytes from a browser into an image, with errors a person can read.
+
+Frames come from the network, so everything here assumes the bytes may be empty, huge, not an
+image at all, or an image that declares enormous dimensions to exhaust memory when decoded.
+Nothing is ever written to disk: frames live only in memory for the time of one analysis.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class FrameError(ValueError):
+    """A frame that cannot be analysed; ``code`` is stable, ``message`` is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __reduce__(self):  # keep code and message when pickled to or from a worker process
+        return (FrameError, (self.code, self.message))
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class FrameLimits:
+    """Upper bounds on what a client may send."""
+
+    max_bytes: int = 1_000_000
+    max_side: int = 1920
+
+
+def decode_frame(data: object, limits: FrameLimits = FrameLimits()) -> np.ndarray:
+    """Decode a JPEG/PNG/WebP frame into a BGR array, or raise :class:`FrameError`.
+
+    The header is read first (cheap) so an image that claims to be 30000 px wide is refused
+    before any pixel is decoded.
+    """
+    if isinstance(data, memoryview | bytearray):
+        data = bytes(data)
+    if not isinstance(data, bytes):
+        raise FrameError("bad_type", "A frame must be binary image data (JPEG or PNG bytes).")
+    if not data:
+        raise FrameError("empty", "The frame was empty.")
+    if len(data) > limits.max_bytes:
+        raise FrameError(
+            "too_large",
+            f"The frame is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes. "
+            "Send a smaller or more compressed image.",
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise FrameError("undecodable", "The frame is not a decodable image.") from exc
+    if max(width, height) > limits.max_side:
+        raise FrameError(
+            "too_large",
+            f"The frame is {width}×{height} px; the limit is {limits.max_side} px per side.",
+        )
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise FrameError("undecodable", "The frame is not a decodable image.")
+    return image

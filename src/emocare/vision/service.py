@@ -1,0 +1,87 @@
+"""The vision service: bytes in, an :class:`Analysis` out, safe to call from many threads.
+
+Analyzers hold a tflite interpreter and an OpenCV cascade, neither of which may be shared
+between threads, so each OS thread that calls :meth:`VisionService.analyze_bytes` gets its own
+analyzer, built on first use from ``factory``. The callers (the web layer) run this on a small
+fixed set of worker threads, so only a few analyzers ever exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from .frames import FrameLimits, decode_frame
+from .types import Analysis, Face
+
+log = logging.getLogger(__name__)
+
+
+class Analyzer(Protocol):
+    """Anything that turns a BGR frame into faces. Used by one thread at a time."""
+
+    name: str
+
+    def analyze(self, image: np.ndarray) -> list[Face]: ...
+
+    def warm_up(self) -> None: ...
+
+
+class VisionService:
+    """Decodes frames and runs a per-thread analyzer on them. Knows nothing of Flask."""
+
+    def __init__(self, factory: Callable[[], Analyzer], limits: FrameLimits = FrameLimits()):
+        self._factory = factory
+        self._local = threading.local()
+        self.limits = limits
+        self._ready = threading.Event()
+        self.backend = ""
+        self.warm_up_ms: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def _analyzer(self) -> Analyzer:
+        analyzer = getattr(self._local, "analyzer", None)
+        if analyzer is None:
+            analyzer = self._factory()
+            analyzer.warm_up()
+            self._local.analyzer = analyzer
+            self.backend = analyzer.name
+            log.debug("built a %s analyzer for thread %s", analyzer.name, threading.current_thread().name)
+        return analyzer
+
+    def warm_up(self) -> float:
+        """Load the model and run it once, so the page only says "live" once it is fast."""
+        started = time.perf_counter()
+        self._analyzer()
+        self.warm_up_ms = (time.perf_counter() - started) * 1000
+        self._ready.set()
+        log.info("vision backend %r warmed up in %.0f ms", self.backend, self.warm_up_ms)
+        return self.warm_up_ms
+
+    def analyze_image(self, image: np.ndarray) -> Analysis:
+        started = time.perf_counter()
+        faces = self._analyzer().analyze(image)
+        height, width = image.shape[:2]
+        return Analysis(
+            faces=faces,
+            width=width,
+            height=height,
+            server_ms=(time.perf_counter() - started) * 1000,
+            backend=self.backend,
+        )
+
+    def analyze_bytes(self, data: object) -> Analysis:
+        """Decode and analyse one frame; raises :class:`~.frames.FrameError` on bad input."""
+        started = time.perf_counter()
+        image = decode_frame(data, self.limits)
+        analysis = self.analyze_image(image)
+        analysis.server_ms = (time.perf_counter() - started) * 1000
+        return analysis

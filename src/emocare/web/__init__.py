@@ -1,0 +1,96 @@
+"""The web layer: page routes, Socket.IO events and the wiring of services into the app."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+
+from flask import Flask
+
+from ..extensions import socketio
+from ..live import LiveHub
+from ..vision import FrameLimits, VisionService, build_analyzer
+from . import i18n
+from .offload import Offloader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """The plain-Python services one app uses, kept in ``app.extensions['emocare']``."""
+
+    vision: VisionService
+    offload: Offloader
+    live: LiveHub
+
+
+def _build_vision(app: Flask):
+    options = {
+        "detect_width": app.config["DETECT_WIDTH"],
+        "min_face": app.config["MIN_FACE"],
+        "tta": app.config["TTA"],
+    }
+    limits = FrameLimits(app.config["MAX_FRAME_BYTES"], app.config["MAX_FRAME_SIDE"])
+    if app.config["OFFLOAD"] == "process":
+        from ..vision.process import ProcessVisionService
+
+        return ProcessVisionService(app.config["ANALYZER"], options, app.config["INFERENCE_WORKERS"])
+    return VisionService(functools.partial(build_analyzer, app.config["ANALYZER"], **options), limits)
+
+
+def services(app: Flask) -> Services:
+    return app.extensions["emocare"]
+
+
+def init_web(app: Flask) -> None:
+    # Handlers must be registered before the first init_app: Flask-SocketIO only remembers
+    # (and re-binds to later apps) the handlers that were declared while it had no server.
+    from . import events  # noqa: F401
+
+    socketio.init_app(
+        app,
+        async_mode=app.config["ASYNC_MODE"],
+        max_http_buffer_size=app.config["SOCKETIO_MAX_BUFFER"],
+    )
+    async_mode = socketio.async_mode
+    app.extensions["emocare"] = Services(
+        vision=_build_vision(app),
+        offload=Offloader(async_mode, app.config["INFERENCE_WORKERS"], app.config["OFFLOAD"]),
+        live=LiveHub(),
+    )
+    i18n.init_app(app)
+
+    from .main import bp as main_bp
+
+    app.register_blueprint(main_bp)
+
+    mode = app.config["WARM_UP"]
+    if mode == "sync":
+        warm_up(app)
+    elif mode == "background":
+        socketio.start_background_task(warm_up, app)
+
+
+def warm_up(app: Flask) -> None:
+    """Load and run the model on an inference worker, then tell every open page it is live."""
+    svc = services(app)
+    try:
+        svc.offload(svc.vision.warm_up)
+    except Exception:  # the page must learn the model is unusable instead of waiting forever
+        log.exception("warming up the vision backend failed")
+        socketio.emit("status", {"state": "error", "message": "The emotion model failed to load."})
+        return
+    socketio.emit("status", status_payload(app))
+
+
+def status_payload(app: Flask) -> dict:
+    vision = services(app).vision
+    return {
+        "state": "ready" if vision.ready else "warming",
+        "backend": vision.backend or app.config["ANALYZER"],
+        "async_mode": socketio.async_mode,
+        "warm_up_ms": None if vision.warm_up_ms is None else round(vision.warm_up_ms),
+        "max_frame_bytes": app.config["MAX_FRAME_BYTES"],
+    }

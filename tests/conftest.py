@@ -1,0 +1,123 @@
+"""Shared fixtures: the app (flaskr style), real face images, real servers, a fake camera."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from bench.common import ServerProcess
+from emocare import create_app
+from emocare.extensions import socketio as _socketio
+from emocare.vision import samples
+from emocare.vision.samples import place_on_canvas, to_jpeg
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+# --- the Flask app ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app():
+    app = create_app("testing")
+    yield app
+    app.extensions["emocare"].offload.shutdown()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def socketio_client(app, client):
+    sio = _socketio.test_client(app, flask_test_client=client)
+    yield sio
+    if sio.is_connected():
+        sio.disconnect()
+
+
+# --- real images -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """Eileen Collins' NASA portrait (public domain, ships inside scikit-image), as BGR."""
+    return samples.astronaut()
+
+
+@pytest.fixture(scope="session")
+def astronaut_frame(astronaut) -> np.ndarray:
+    """The portrait on a 320×240 frame, as the browser sends it."""
+    return place_on_canvas(astronaut, (320, 240))
+
+
+@pytest.fixture(scope="session")
+def astronaut_jpeg(astronaut_frame) -> bytes:
+    return to_jpeg(astronaut_frame)
+
+
+@pytest.fixture(scope="session")
+def no_face_jpeg() -> bytes:
+    """A real photograph with no face in it (a coffee cup, from scikit-image)."""
+    return to_jpeg(cv2.resize(samples.coffee(), (320, 240)))
+
+
+# --- real servers ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def _start(async_mode: str = "threading", **env) -> ServerProcess:
+        server = ServerProcess(async_mode, env, log_dir=ARTIFACTS)
+        started.append(server)
+        return server
+
+    yield _start
+    for server in started:
+        server.stop()
+
+
+# --- a fake camera for the browser -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fake_camera(tmp_path_factory, astronaut) -> Path:
+    """A few seconds of y4m video of the astronaut portrait, made with ffmpeg, for Chromium."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.fail("ffmpeg is required for the browser test (apt-get install -y ffmpeg)")
+    folder = tmp_path_factory.mktemp("camera")
+    still = folder / "astronaut.png"
+    cv2.imwrite(str(still), place_on_canvas(astronaut, (640, 480), face_height=0.9))
+    video = folder / "astronaut.y4m"
+    subprocess.run(
+        [
+            ffmpeg,
+            "-loglevel",
+            "error",
+            "-y",
+            "-loop",
+            "1",
+            "-i",
+            str(still),
+            "-t",
+            "3",
+            "-r",
+            "15",
+            "-pix_fmt",
+            "yuv420p",
+            str(video),
+        ],
+        check=True,
+    )
+    return video

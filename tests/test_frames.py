@@ -1,0 +1,64 @@
+"""Decoding untrusted frames: every bad input gets a clear, stable error code."""
+
+import cv2
+import numpy as np
+import pytest
+
+from emocare.vision import FrameError, FrameLimits, decode_frame
+
+
+def test_decodes_a_real_jpeg(astronaut_jpeg):
+    image = decode_frame(astronaut_jpeg)
+    assert image.shape == (240, 320, 3)
+
+
+def test_decodes_png_and_memoryview(astronaut_frame):
+    ok, png = cv2.imencode(".png", astronaut_frame)
+    assert ok
+    assert decode_frame(memoryview(png.tobytes())).shape == (240, 320, 3)
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"", "empty"),
+        (b"this is not an image at all", "undecodable"),
+        ("a string, not bytes", "bad_type"),
+        (None, "bad_type"),
+        ({"nested": b"x"}, "bad_type"),
+    ],
+)
+def test_bad_payloads(payload, code):
+    with pytest.raises(FrameError) as err:
+        decode_frame(payload)
+    assert err.value.code == code
+    assert err.value.message
+
+
+def test_truncated_jpeg_is_refused_or_decoded_without_crash(astronaut_jpeg):
+    with pytest.raises(FrameError) as err:
+        decode_frame(astronaut_jpeg[:20])
+    assert err.value.code == "undecodable"
+
+
+def test_too_many_bytes(astronaut_jpeg):
+    with pytest.raises(FrameError) as err:
+        decode_frame(astronaut_jpeg, FrameLimits(max_bytes=len(astronaut_jpeg) - 1))
+    assert err.value.code == "too_large"
+    assert f"{len(astronaut_jpeg):,}" in err.value.message
+
+
+def test_huge_dimensions_refused_before_decoding():
+    # A tiny PNG that declares 4000×4000: the header check refuses it without decoding.
+    ok, png = cv2.imencode(".png", np.zeros((4000, 4000), dtype=np.uint8))
+    assert ok and len(png) < 1_000_000
+    with pytest.raises(FrameError) as err:
+        decode_frame(png.tobytes(), FrameLimits(max_side=1920))
+    assert err.value.code == "too_large"
+
+
+def test_frame_error_survives_pickling():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(FrameError("empty", "The frame was empty.")))
+    assert (err.code, err.message) == ("empty", "The frame was empty.")

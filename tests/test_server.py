@@ -1,0 +1,113 @@
+"""A real server (``python run.py``) in each async mode, driven by real Socket.IO clients.
+
+Both modes must pass the same tests: one client's garbage, oversized frames or flood of
+frames gets that client an error and never stops another client from being served.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+
+import pytest
+import socketio
+
+pytestmark = pytest.mark.server
+
+MODES = ["threading", "eventlet"]
+
+
+class Recorder:
+    """A python-socketio client that files every event it receives into a queue per name."""
+
+    def __init__(self, url: str) -> None:
+        self.queues: dict[str, queue.Queue] = {name: queue.Queue() for name in ("status", "result", "error")}
+        self.sio = socketio.Client(reconnection=False)
+        for name, q in self.queues.items():
+            self.sio.on(name, q.put)
+        self.sio.connect(url, transports=["websocket"], wait_timeout=10)
+
+    def next(self, name: str, timeout: float = 10.0) -> dict:
+        return self.queues[name].get(timeout=timeout)
+
+    def drain(self, name: str) -> list[dict]:
+        items = []
+        while True:
+            try:
+                items.append(self.queues[name].get_nowait())
+            except queue.Empty:
+                return items
+
+    def round_trip(self, image: bytes, seq: int) -> dict:
+        self.sio.emit("frame", {"seq": seq, "image": image})
+        return self.next("result")
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+
+@pytest.fixture(params=MODES)
+def server(request, start_server):
+    return start_server(request.param)
+
+
+@pytest.fixture
+def clients(server):
+    made: list[Recorder] = []
+
+    def make() -> Recorder:
+        made.append(Recorder(server.url))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def test_status_and_results(server, clients, astronaut_jpeg):
+    a = clients()
+    status = a.next("status")
+    assert status["state"] == "ready"
+    assert status["async_mode"] == server.proc.args[-1]
+    for seq in range(5):
+        result = a.round_trip(astronaut_jpeg, seq)
+        assert result["seq"] == seq
+        assert result["faces"][0]["dominant"] == "happy"
+
+
+def test_bad_input_errors_go_to_the_sender_only(clients, astronaut_jpeg):
+    good, bad = clients(), clients()
+    bad.sio.emit("frame", {"seq": 1, "image": b"\x00" * 1000})
+    assert bad.next("error")["code"] == "undecodable"
+    bad.sio.emit("frame", {"seq": 2, "image": b"\xff" * 2_000_000})
+    error = bad.next("error")
+    assert error["code"] == "too_large" and error["seq"] == 2
+    assert good.round_trip(astronaut_jpeg, 1)["faces"][0]["dominant"] == "happy"
+    assert good.drain("error") == []
+    # the client that misbehaved is still served
+    assert bad.round_trip(astronaut_jpeg, 3)["seq"] == 3
+
+
+def test_a_flood_is_dropped_not_queued(clients, astronaut_jpeg):
+    calm, flood = clients(), clients()
+    for seq in range(40):
+        flood.sio.emit("frame", {"seq": seq, "image": astronaut_jpeg})
+    # meanwhile the calm client's frames go through one by one
+    for seq in range(10):
+        assert calm.round_trip(astronaut_jpeg, seq)["seq"] == seq
+    time.sleep(1.0)
+    results = flood.drain("result")
+    errors = flood.drain("error")
+    assert any(e["code"] == "busy" for e in errors)
+    assert 1 <= len(results) < 40
+    assert flood.round_trip(astronaut_jpeg, 99)["seq"] == 99
+
+
+def test_a_message_over_the_transport_limit_drops_only_that_client(clients, astronaut_jpeg):
+    calm, huge = clients(), clients()
+    huge.sio.emit("frame", {"seq": 1, "image": b"\xff" * 6_000_000})
+    deadline = time.monotonic() + 10
+    while huge.sio.connected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not huge.sio.connected
+    assert calm.round_trip(astronaut_jpeg, 1)["faces"][0]["dominant"] == "happy"

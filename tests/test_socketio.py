@@ -1,0 +1,102 @@
+"""The Socket.IO protocol through Flask-SocketIO's test client (handlers run synchronously)."""
+
+import pytest
+
+from emocare.extensions import socketio
+from emocare.vision import EMOTIONS
+
+
+def events(client, name):
+    return [msg["args"][0] for msg in client.get_received() if msg["name"] == name]
+
+
+def test_connect_says_the_model_is_ready(socketio_client):
+    [status] = events(socketio_client, "status")
+    assert status["state"] == "ready"
+    assert status["backend"] == "fer"
+    assert status["async_mode"] == "threading"
+
+
+def test_a_real_jpeg_gives_seven_scores(socketio_client, astronaut_jpeg):
+    socketio_client.get_received()
+    socketio_client.emit("frame", {"seq": 7, "image": astronaut_jpeg})
+    [result] = events(socketio_client, "result")
+    assert result["seq"] == 7
+    assert result["frame"] == {"width": 320, "height": 240}
+    assert isinstance(result["ts"], int) and result["server_ms"] > 0
+    [face] = result["faces"]
+    assert set(face["scores"]) == set(EMOTIONS)
+    assert sum(face["scores"].values()) == pytest.approx(1.0, abs=0.01)
+    assert face["dominant"] == "happy"
+    assert len(face["box"]) == 4
+
+
+def test_bare_bytes_are_accepted(socketio_client, astronaut_jpeg):
+    socketio_client.get_received()
+    socketio_client.emit("frame", astronaut_jpeg)
+    [result] = events(socketio_client, "result")
+    assert result["seq"] is None and len(result["faces"]) == 1
+
+
+def test_no_face_gives_an_empty_list(socketio_client, no_face_jpeg):
+    socketio_client.get_received()
+    socketio_client.emit("frame", {"seq": 1, "image": no_face_jpeg})
+    [result] = events(socketio_client, "result")
+    assert result["faces"] == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"seq": 3, "image": b"garbage, not a jpeg"}, "undecodable"),
+        ({"seq": 3, "image": b""}, "empty"),
+        ({"seq": 3, "image": "aGVsbG8="}, "bad_type"),
+        ({"seq": 3}, "bad_type"),
+    ],
+)
+def test_garbage_gets_an_error_to_that_client_only(app, client, socketio_client, astronaut_jpeg, payload, code):
+    other = socketio.test_client(app, flask_test_client=client)
+    other.get_received()
+    socketio_client.get_received()
+
+    socketio_client.emit("frame", payload)
+    [error] = events(socketio_client, "error")
+    assert error["code"] == code
+    assert error["message"]
+    assert other.get_received() == []  # nothing leaked to the other client
+
+    other.emit("frame", {"seq": 1, "image": astronaut_jpeg})
+    [result] = events(other, "result")
+    assert result["faces"][0]["dominant"] == "happy"
+    # and the client that sent garbage keeps working too
+    socketio_client.emit("frame", {"seq": 4, "image": astronaut_jpeg})
+    assert events(socketio_client, "result")[0]["seq"] == 4
+    other.disconnect()
+
+
+def test_an_oversized_frame_is_refused_with_the_limit(app, socketio_client):
+    limit = app.config["MAX_FRAME_BYTES"]
+    socketio_client.get_received()
+    socketio_client.emit("frame", {"seq": 9, "image": b"\xff" * (limit + 1)})
+    [error] = events(socketio_client, "error")
+    assert error["code"] == "too_large"
+    assert f"{limit:,}" in error["message"]
+
+
+def test_pages_in_both_languages(app, client):
+    english = client.get("/?lang=en")
+    assert english.status_code == 200
+    assert b"Start camera" in english.data
+    assert "emocare_lang=en" in english.headers["Set-Cookie"]
+    chinese = app.test_client().get("/", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert "开启摄像头" in chinese.get_data(as_text=True)
+    assert b"vendor/socket.io.min.js" in english.data
+    assert b"cdn" not in english.data.lower()
+    # the cookie remembers the choice over the browser's language
+    again = client.get("/", headers={"Accept-Language": "zh-CN"})
+    assert b"Start camera" in again.data
+
+
+def test_healthz(client):
+    status = client.get("/healthz").get_json()
+    assert status["state"] == "ready" and status["backend"] == "fer"

