@@ -23,6 +23,7 @@
   const startBtn = $("start");
   const stopBtn = $("stop");
   const consent = $("consent-check");
+  const consentCard = $("consent");
   const capture = document.createElement("canvas");
 
   function t(key, values) {
@@ -102,6 +103,7 @@
     await video.play().catch(() => {});
     state.running = true;
     stopBtn.disabled = false;
+    consentCard.classList.add("collapsed"); // consent given: keep the buttons, fold the text
     if (!state.socket) state.socket = connect();
     else if (!state.socket.connected) state.socket.connect();
     setStatus(state.ready ? "live" : "connecting");
@@ -120,6 +122,7 @@
     renderScores(null);
     stopBtn.disabled = true;
     startBtn.disabled = !consent.checked;
+    consentCard.classList.remove("collapsed");
     setStatus("stopped");
   }
 

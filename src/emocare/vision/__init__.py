@@ -3,7 +3,7 @@
 Plain Python and OpenCV; nothing here imports Flask, so it can be tested and benchmarked alone.
 """
 
-from .frames import FrameError, FrameLimits, decode_frame
+from .frames import FrameError, FrameLimits, check_frame, decode_frame
 from .service import Analyzer, VisionService
 from .types import EMOTIONS, Analysis, Face
 
@@ -16,6 +16,7 @@ __all__ = [
     "FrameLimits",
     "VisionService",
     "build_analyzer",
+    "check_frame",
     "decode_frame",
 ]
 

@@ -11,17 +11,18 @@ import concurrent.futures
 import functools
 import multiprocessing
 
+from .frames import FrameLimits, check_frame
 from .service import VisionService
 from .types import Analysis
 
 _service: VisionService | None = None
 
 
-def _init_worker(name: str, options: dict) -> None:
+def _init_worker(name: str, options: dict, limits: FrameLimits) -> None:
     global _service
     from . import build_analyzer
 
-    _service = VisionService(functools.partial(build_analyzer, name, **options))
+    _service = VisionService(functools.partial(build_analyzer, name, **options), limits)
     _service.warm_up()
 
 
@@ -33,12 +34,13 @@ def _analyze(data: bytes) -> Analysis:
 class ProcessVisionService:
     """Same calls as ``VisionService``; the work runs in ``workers`` child processes."""
 
-    def __init__(self, name: str, options: dict, workers: int = 2) -> None:
+    def __init__(self, name: str, options: dict, workers: int = 2, limits: FrameLimits = FrameLimits()) -> None:
+        self.limits = limits
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(name, options),
+            initargs=(name, options, limits),
         )
         self.backend = name
         self.ready = False
@@ -52,6 +54,9 @@ class ProcessVisionService:
         self.warm_up_ms = (time.perf_counter() - started) * 1000
         self.ready = True
         return self.warm_up_ms
+
+    def check(self, data: object) -> bytes:
+        return check_frame(data, self.limits)
 
     def analyze_bytes(self, data: object) -> Analysis:
         return self._pool.submit(_analyze, data).result()

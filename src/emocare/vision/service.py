@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .frames import FrameLimits, decode_frame
+from .frames import FrameLimits, check_frame, decode_frame
 from .types import Analysis, Face
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,10 @@ class VisionService:
             server_ms=(time.perf_counter() - started) * 1000,
             backend=self.backend,
         )
+
+    def check(self, data: object) -> bytes:
+        """Refuse a bad frame from its header; cheap, so callers run it before queueing work."""
+        return check_frame(data, self.limits)
 
     def analyze_bytes(self, data: object) -> Analysis:
         """Decode and analyse one frame; raises :class:`~.frames.FrameError` on bad input."""

@@ -36,7 +36,7 @@ def _build_vision(app: Flask):
     if app.config["OFFLOAD"] == "process":
         from ..vision.process import ProcessVisionService
 
-        return ProcessVisionService(app.config["ANALYZER"], options, app.config["INFERENCE_WORKERS"])
+        return ProcessVisionService(app.config["ANALYZER"], options, app.config["INFERENCE_WORKERS"], limits)
     return VisionService(functools.partial(build_analyzer, app.config["ANALYZER"], **options), limits)
 
 

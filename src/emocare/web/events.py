@@ -43,6 +43,7 @@ def on_frame(payload=None):
         return
     ok = False
     try:
+        svc.vision.check(image)  # bad frames are answered at once, not queued behind inference
         analysis = svc.offload(svc.vision.analyze_bytes, image)
         ok = True
     except FrameError as exc:

@@ -1,9 +1,10 @@
-"""Page routes: the live page and a health check."""
+"""Page routes: the live page, the help page and a health check."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, current_app, g, jsonify, render_template
 
+from ..care import content
 from . import status_payload
 
 bp = Blueprint("main", __name__)
@@ -12,6 +13,13 @@ bp = Blueprint("main", __name__)
 @bp.get("/")
 def index():
     return render_template("index.html")
+
+
+@bp.get("/help")
+def help_page():
+    """Where to reach a person. Linked from every page, whatever the model says."""
+    disclaimer, lines = content.helplines(g.lang)
+    return render_template("help.html", disclaimer=disclaimer, helplines=lines)
 
 
 @bp.get("/healthz")

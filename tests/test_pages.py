@@ -1,0 +1,29 @@
+"""Page routes: the live page and the help page in both languages, and the health check."""
+
+
+def test_pages_in_both_languages(app, client):
+    english = client.get("/?lang=en")
+    assert english.status_code == 200
+    assert b"Start camera" in english.data
+    assert "emocare_lang=en" in english.headers["Set-Cookie"]
+    chinese = app.test_client().get("/", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert "开启摄像头" in chinese.get_data(as_text=True)
+    assert b"vendor/socket.io.min.js" in english.data
+    assert b"cdn" not in english.data.lower()
+    # the cookie remembers the choice over the browser's language
+    again = client.get("/", headers={"Accept-Language": "zh-CN"})
+    assert b"Start camera" in again.data
+
+
+def test_healthz(client):
+    status = client.get("/healthz").get_json()
+    assert status["state"] == "ready" and status["backend"] == "fer"
+
+
+def test_help_page_is_linked_and_localised(client):
+    page = client.get("/?lang=en").get_data(as_text=True)
+    assert 'href="/help"' in page
+    english = client.get("/help?lang=en").get_data(as_text=True)
+    assert "988" in english and "116 123" in english and "not a medical service" in english
+    chinese = client.get("/help?lang=zh-CN").get_data(as_text=True)
+    assert "12356" in chinese and "找人聊聊" in chinese
