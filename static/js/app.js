@@ -171,8 +171,8 @@
     if (!state.running) return;
     const faces = msg.faces || [];
     drawFaces(faces, msg.frame);
-    const primary = faces.slice().sort((a, b) => b.box[2] * b.box[3] - a.box[2] * a.box[3])[0];
-    renderScores(primary || null);
+    // the server marks the primary face (largest, most central) and smooths each face's scores
+    renderScores(faces.find((f) => f.primary) || faces[0] || null);
     setStatus(faces.length ? "live" : "no_face");
     renderStats();
     nextFrame();
@@ -198,15 +198,19 @@
 
   function renderScores(face) {
     document.querySelectorAll("#bars .bar").forEach((row) => {
-      const score = face ? face.scores[row.dataset.emotion] || 0 : 0;
+      const score = face ? (face.smoothed || face.scores)[row.dataset.emotion] || 0 : 0;
       row.querySelector(".bar-fill").style.width = (score * 100).toFixed(1) + "%";
       row.querySelector(".bar-value").textContent = Math.round(score * 100) + "%";
-      row.classList.toggle("top", !!face && row.dataset.emotion === face.dominant);
+      row.classList.toggle("top", !!face && row.dataset.emotion === labelOf(face));
     });
-    dominantEl.dataset.emotion = face ? face.dominant : "";
+    dominantEl.dataset.emotion = face ? labelOf(face) : "";
     dominantEl.textContent = face
-      ? t("scores.hint", { emotion: t("emotion." + face.dominant) })
+      ? t("scores.hint", { emotion: t("emotion." + labelOf(face)) })
       : t("scores.none");
+  }
+
+  function labelOf(face) {
+    return face.label || face.dominant;
   }
 
   function clearOverlay() {
@@ -229,9 +233,11 @@
     for (const face of faces) {
       const [x, y, w, h] = face.box.map((v) => v * scale);
       const left = width - x - w; // the video is shown mirrored, like a mirror
-      ctx.strokeStyle = "#4fc3a1";
+      ctx.strokeStyle = face.primary ? "#4fc3a1" : "#c9d6d1";
       ctx.strokeRect(left, y, w, h);
-      const label = t("emotion." + face.dominant) + " " + Math.round(face.confidence * 100) + "%";
+      const name = labelOf(face);
+      const score = (face.smoothed || face.scores)[name];
+      const label = (faces.length > 1 ? "#" + face.track_id + " " : "") + t("emotion." + name) + " " + Math.round(score * 100) + "%";
       const labelWidth = ctx.measureText(label).width + 10;
       ctx.fillStyle = "rgba(20, 60, 50, 0.8)";
       ctx.fillRect(left, Math.max(0, y - 24), labelWidth, 22);

@@ -11,6 +11,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ..vision.smoothing import SmoothingConfig
+from ..vision.tracking import FaceTracker, TrackedFace
+from ..vision.types import Analysis
+
 
 @dataclass
 class LiveSession:
@@ -20,6 +24,7 @@ class LiveSession:
     dropped: int = 0
     errors: int = 0
     last_busy_notice: float = 0.0
+    tracker: FaceTracker = field(default_factory=FaceTracker)
     _in_flight: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -40,6 +45,12 @@ class LiveSession:
             else:
                 self.errors += 1
 
+    def track(self, analysis: Analysis, t: float | None = None) -> list[TrackedFace]:
+        """Give each face of a new frame its track id and smoothed mood (one frame at a time)."""
+        return self.tracker.update(
+            analysis.faces, time.monotonic() if t is None else t, (analysis.width, analysis.height)
+        )
+
     def should_notify_busy(self, interval: float = 1.0) -> bool:
         """Tell a flooding client at most once per ``interval`` seconds, not once per frame."""
         now = time.monotonic()
@@ -53,20 +64,24 @@ class LiveSession:
 class LiveHub:
     """All open sessions, by Socket.IO sid."""
 
-    def __init__(self) -> None:
+    def __init__(self, smoothing: SmoothingConfig = SmoothingConfig()) -> None:
+        self.smoothing = smoothing
         self._sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
 
     def open(self, sid: str) -> LiveSession:
         with self._lock:
-            session = self._sessions[sid] = LiveSession(sid)
+            session = self._sessions[sid] = self._new(sid)
             return session
+
+    def _new(self, sid: str) -> LiveSession:
+        return LiveSession(sid, tracker=FaceTracker(self.smoothing))
 
     def get(self, sid: str) -> LiveSession:
         with self._lock:
             session = self._sessions.get(sid)
             if session is None:
-                session = self._sessions[sid] = LiveSession(sid)
+                session = self._sessions[sid] = self._new(sid)
             return session
 
     def close(self, sid: str) -> LiveSession | None:

@@ -17,6 +17,7 @@ import logging
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -82,8 +83,10 @@ class HaarDetector:
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
 
-    def detect(self, gray: np.ndarray) -> list[tuple[int, int, int, int]]:
-        """Face boxes ``(x, y, w, h)`` in the coordinates of ``gray``."""
+    def detect(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[tuple[int, int, int, int]]:
+        """Face boxes ``(x, y, w, h)`` in pixels of ``image`` (BGR, or grey when ``gray`` is None)."""
+        if gray is None:
+            gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         height, width = gray.shape[:2]
         scale = min(1.0, self.detect_width / width) if self.detect_width else 1.0
         small = (
@@ -149,25 +152,31 @@ class FerClassifier:
         return self.classify_crop(_square_crop(gray, box, self.margin))
 
 
+class Detector(Protocol):
+    def detect(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[tuple[int, int, int, int]]: ...
+
+
 class FerAnalyzer:
-    """Frame in, faces out: Haar detection plus fer's classifier. Not thread-safe by design."""
+    """Frame in, faces out: a face detector plus fer's classifier. Not thread-safe by design."""
 
     name = "fer"
 
-    def __init__(self, detector: HaarDetector | None = None, classifier: FerClassifier | None = None):
+    def __init__(self, detector: Detector | None = None, classifier: FerClassifier | None = None):
         self.detector = detector or HaarDetector()
         self.classifier = classifier or FerClassifier()
 
     def analyze(self, image: np.ndarray) -> list[Face]:
-        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         faces = []
-        for box in self.detector.detect(gray):
+        for box in self.detector.detect(image, gray):
             probs = self.classifier.classify(gray, box)
             faces.append(Face(box=box, scores=dict(zip(EMOTIONS, map(float, probs), strict=True))))
         return faces
 
     def warm_up(self) -> None:
         """Run the detector and the classifier once so the first real frame is not slow."""
-        blank = np.full((240, 320), 128, dtype=np.uint8)
+        blank = np.full((240, 320, 3), 128, dtype=np.uint8)
         self.detector.detect(blank)
-        self.classifier.classify_crop(blank[:MODEL_INPUT, :MODEL_INPUT])
+        self.classifier.classify_crop(blank[:MODEL_INPUT, :MODEL_INPUT, 0])

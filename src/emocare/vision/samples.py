@@ -30,10 +30,11 @@ def coffee() -> np.ndarray:
 
 
 def place_on_canvas(image: np.ndarray, size=(640, 480), face_height: float = 1.0, fill: int = 110) -> np.ndarray:
-    """Centre ``image``, scaled to ``face_height`` of the canvas height, on a grey canvas."""
+    """Centre ``image``, scaled to ``face_height`` of the canvas height (or to fit), on a grey canvas."""
     width, height = size
-    side = int(height * face_height)
-    scaled = cv2.resize(image, (side * image.shape[1] // image.shape[0], side), interpolation=cv2.INTER_AREA)
+    scale = min(height * face_height / image.shape[0], width / image.shape[1])
+    new_size = (int(image.shape[1] * scale), int(image.shape[0] * scale))
+    scaled = cv2.resize(image, new_size, interpolation=cv2.INTER_AREA)
     canvas = np.full((height, width, 3), fill, dtype=np.uint8)
     x = (width - scaled.shape[1]) // 2
     y = (height - scaled.shape[0]) // 2

@@ -11,6 +11,7 @@ from flask import Flask
 from ..extensions import socketio
 from ..live import LiveHub
 from ..vision import FrameLimits, VisionService, build_analyzer
+from ..vision.smoothing import SmoothingConfig
 from . import i18n
 from .offload import Offloader
 
@@ -28,6 +29,7 @@ class Services:
 
 def _build_vision(app: Flask):
     options = {
+        "detector": app.config["DETECTOR"],
         "detect_width": app.config["DETECT_WIDTH"],
         "min_face": app.config["MIN_FACE"],
         "tta": app.config["TTA"],
@@ -58,7 +60,7 @@ def init_web(app: Flask) -> None:
     app.extensions["emocare"] = Services(
         vision=_build_vision(app),
         offload=Offloader(async_mode, app.config["INFERENCE_WORKERS"], app.config["OFFLOAD"]),
-        live=LiveHub(),
+        live=LiveHub(SmoothingConfig(app.config["SMOOTHING_TAU"], app.config["SMOOTHING_MARGIN"])),
     )
     i18n.init_app(app)
 

@@ -55,7 +55,9 @@ def on_frame(payload=None):
         return
     finally:
         session.end(ok)
-    emit("result", {"seq": seq, "ts": int(time.time() * 1000), **analysis.to_dict()})
+    payload = {"seq": seq, "ts": int(time.time() * 1000), **analysis.to_dict()}
+    payload["faces"] = [face.to_dict() for face in session.track(analysis)]
+    emit("result", payload)
 
 
 def _unpack(payload) -> tuple[int | None, object]:
