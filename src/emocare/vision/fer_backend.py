@@ -160,6 +160,8 @@ class FerAnalyzer:
     """Frame in, faces out: a face detector plus fer's classifier. Not thread-safe by design."""
 
     name = "fer"
+    #: Set when this analyzer stands in for one that could not start (e.g. DeepFace's weights).
+    notice: str | None = None
 
     def __init__(self, detector: Detector | None = None, classifier: FerClassifier | None = None):
         self.detector = detector or HaarDetector()
@@ -174,6 +176,11 @@ class FerAnalyzer:
             probs = self.classifier.classify(gray, box)
             faces.append(Face(box=box, scores=dict(zip(EMOTIONS, map(float, probs), strict=True))))
         return faces
+
+    def classify_crop(self, image: np.ndarray) -> dict[str, float]:
+        """Scores for an image that is already a face crop (no detection)."""
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return dict(zip(EMOTIONS, map(float, self.classifier.classify_crop(gray)), strict=True))
 
     def warm_up(self) -> None:
         """Run the detector and the classifier once so the first real frame is not slow."""

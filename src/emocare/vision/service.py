@@ -41,6 +41,7 @@ class VisionService:
         self.limits = limits
         self._ready = threading.Event()
         self.backend = ""
+        self.notice: str | None = None
         self.warm_up_ms: float | None = None
 
     @property
@@ -54,6 +55,7 @@ class VisionService:
             analyzer.warm_up()
             self._local.analyzer = analyzer
             self.backend = analyzer.name
+            self.notice = getattr(analyzer, "notice", None)
             log.debug("built a %s analyzer for thread %s", analyzer.name, threading.current_thread().name)
         return analyzer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from dataclasses import dataclass
 
 from flask import Flask
@@ -33,6 +34,8 @@ def _build_vision(app: Flask):
         "detect_width": app.config["DETECT_WIDTH"],
         "min_face": app.config["MIN_FACE"],
         "tta": app.config["TTA"],
+        "deepface_home": app.config["DEEPFACE_HOME"] or os.path.join(app.instance_path, "deepface"),
+        "deepface_detector": app.config["DEEPFACE_DETECTOR"],
     }
     limits = FrameLimits(app.config["MAX_FRAME_BYTES"], app.config["MAX_FRAME_SIDE"])
     if app.config["OFFLOAD"] == "process":
@@ -94,5 +97,6 @@ def status_payload(app: Flask) -> dict:
         "backend": vision.backend or app.config["ANALYZER"],
         "async_mode": socketio.async_mode,
         "warm_up_ms": None if vision.warm_up_ms is None else round(vision.warm_up_ms),
+        "notice": getattr(vision, "notice", None),
         "max_frame_bytes": app.config["MAX_FRAME_BYTES"],
     }
