@@ -25,8 +25,10 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
 @pytest.fixture
-def app():
+def app(tmp_path):
     app = create_app("testing")
+    # DeepFace's folder is empty here, as on any machine that cannot download its weights
+    app.config["DEEPFACE_HOME"] = str(tmp_path / "deepface")
     yield app
     app.extensions["emocare"].offload.shutdown()
 

@@ -87,6 +87,22 @@ def test_live_page_shows_happy(browser, start_server):
     assert errors == []
 
 
+def test_choosing_deepface_offline_says_why_and_keeps_working(browser, start_server, tmp_path):
+    server = start_server("threading", EMOCARE_DEEPFACE_HOME=str(tmp_path / "deepface"))
+    page = browser.new_page()
+    start_camera(page, server.url + "/?lang=en")
+    page.wait_for_selector('#dominant[data-emotion="happy"]', timeout=20_000)
+    assert page.locator("#backend").get_attribute("data-backend") == "fer"
+    page.select_option("#backend-select", "deepface")
+    page.wait_for_function(
+        "document.getElementById('backend').textContent.includes('DeepFace emotion weights not found')",
+        timeout=20_000,
+    )
+    page.evaluate("document.getElementById('dominant').dataset.emotion = ''")
+    page.wait_for_selector('#dominant[data-emotion="happy"]', timeout=20_000)  # frames still flow
+    assert page.locator("#status").get_attribute("data-state") == "live"
+
+
 def test_live_page_in_chinese(browser, start_server):
     server = start_server("threading")
     page = browser.new_page()

@@ -81,3 +81,30 @@ def test_an_oversized_frame_is_refused_with_the_limit(app, socketio_client):
     [error] = events(socketio_client, "error")
     assert error["code"] == "too_large"
     assert f"{limit:,}" in error["message"]
+
+
+def test_a_session_can_choose_deepface_and_falls_back_with_a_notice(app, client, socketio_client, astronaut_jpeg):
+    other = socketio.test_client(app, flask_test_client=client)
+    socketio_client.get_received()
+    other.get_received()
+
+    socketio_client.emit("configure", {"backend": "deepface"})
+    status = events(socketio_client, "status")[-1]
+    assert status["state"] == "ready"
+    assert status["requested"] == "deepface"
+    assert status["backend"] == "fer"  # no weights offline: fer stands in, and says why
+    assert "DeepFace emotion weights not found at" in status["notice"]
+    assert app.config["DEEPFACE_HOME"] in status["notice"]
+
+    socketio_client.emit("frame", {"seq": 1, "image": astronaut_jpeg})
+    [result] = events(socketio_client, "result")
+    assert result["backend"] == "fer" and result["faces"][0]["label"] == "happy"
+    assert other.get_received() == []  # the other session was not touched
+    other.disconnect()
+
+
+def test_an_unknown_backend_is_refused(socketio_client):
+    socketio_client.get_received()
+    socketio_client.emit("configure", {"backend": "crystal-ball"})
+    [error] = events(socketio_client, "error")
+    assert error["code"] == "bad_backend" and "fer" in error["message"]

@@ -25,6 +25,15 @@
   const consent = $("consent-check");
   const consentCard = $("consent");
   const capture = document.createElement("canvas");
+  const backendSelect = $("backend-select");
+  backendSelect.value = localStorage.getItem("emocare.backend") || "fer";
+  backendSelect.addEventListener("change", () => {
+    localStorage.setItem("emocare.backend", backendSelect.value);
+    if (state.socket && state.socket.connected) {
+      state.ready = false;
+      state.socket.emit("configure", { backend: backendSelect.value });
+    }
+  });
 
   function t(key, values) {
     let text = strings[key] || key;
@@ -60,10 +69,15 @@
     const socket = io({ transports: ["websocket", "polling"] });
     socket.on("connect", () => {
       if (!state.ready) setStatus("warming");
+      const chosen = backendSelect.value;
+      if (chosen && chosen !== "fer") socket.emit("configure", { backend: chosen });
     });
     socket.on("status", (msg) => {
+      // a broadcast about the server's default model does not concern a page that chose another
+      if (msg.requested && msg.requested !== backendSelect.value && msg.state !== "error") return;
       $("backend").textContent =
         t("footer.backend", { backend: msg.backend }) + (msg.notice ? " — " + msg.notice : "");
+      $("backend").dataset.backend = msg.backend || "";
       if (msg.state === "ready") {
         state.ready = true;
         if (state.running) {

@@ -24,6 +24,8 @@ class LiveSession:
     dropped: int = 0
     errors: int = 0
     last_busy_notice: float = 0.0
+    #: The analyzer backend this page chose; None means the server's default.
+    backend: str | None = None
     tracker: FaceTracker = field(default_factory=FaceTracker)
     _in_flight: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

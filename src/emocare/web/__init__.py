@@ -11,7 +11,8 @@ from flask import Flask
 
 from ..extensions import socketio
 from ..live import LiveHub
-from ..vision import FrameLimits, VisionService, build_analyzer
+from ..vision import BACKENDS, FrameLimits, VisionService, build_analyzer
+from ..vision.registry import VisionRegistry
 from ..vision.smoothing import SmoothingConfig
 from . import i18n
 from .offload import Offloader
@@ -23,12 +24,17 @@ log = logging.getLogger(__name__)
 class Services:
     """The plain-Python services one app uses, kept in ``app.extensions['emocare']``."""
 
-    vision: VisionService
+    visions: VisionRegistry
     offload: Offloader
     live: LiveHub
 
+    @property
+    def vision(self) -> VisionService:
+        """The service of the configured (default) backend."""
+        return self.visions.get()
 
-def _build_vision(app: Flask):
+
+def _build_vision(app: Flask, backend: str):
     options = {
         "detector": app.config["DETECTOR"],
         "detect_width": app.config["DETECT_WIDTH"],
@@ -41,8 +47,8 @@ def _build_vision(app: Flask):
     if app.config["OFFLOAD"] == "process":
         from ..vision.process import ProcessVisionService
 
-        return ProcessVisionService(app.config["ANALYZER"], options, app.config["INFERENCE_WORKERS"], limits)
-    return VisionService(functools.partial(build_analyzer, app.config["ANALYZER"], **options), limits)
+        return ProcessVisionService(backend, options, app.config["INFERENCE_WORKERS"], limits)
+    return VisionService(functools.partial(build_analyzer, backend, **options), limits)
 
 
 def services(app: Flask) -> Services:
@@ -61,7 +67,7 @@ def init_web(app: Flask) -> None:
     )
     async_mode = socketio.async_mode
     app.extensions["emocare"] = Services(
-        vision=_build_vision(app),
+        visions=VisionRegistry(functools.partial(_build_vision, app), app.config["ANALYZER"]),
         offload=Offloader(async_mode, app.config["INFERENCE_WORKERS"], app.config["OFFLOAD"]),
         live=LiveHub(SmoothingConfig(app.config["SMOOTHING_TAU"], app.config["SMOOTHING_MARGIN"])),
     )
@@ -90,11 +96,14 @@ def warm_up(app: Flask) -> None:
     socketio.emit("status", status_payload(app))
 
 
-def status_payload(app: Flask) -> dict:
-    vision = services(app).vision
+def status_payload(app: Flask, backend: str | None = None) -> dict:
+    """What the page shows about the model: for the default backend, or a session's choice."""
+    vision = services(app).visions.get(backend)
     return {
         "state": "ready" if vision.ready else "warming",
-        "backend": vision.backend or app.config["ANALYZER"],
+        "backend": vision.backend or backend or app.config["ANALYZER"],
+        "requested": backend or app.config["ANALYZER"],
+        "backends": list(BACKENDS),
         "async_mode": socketio.async_mode,
         "warm_up_ms": None if vision.warm_up_ms is None else round(vision.warm_up_ms),
         "notice": getattr(vision, "notice", None),

@@ -42,9 +42,10 @@ def on_frame(payload=None):
             emit("error", {"code": "busy", "seq": seq, "message": "One frame at a time: wait for the previous result."})
         return
     ok = False
+    vision = svc.visions.get(session.backend)
     try:
-        svc.vision.check(image)  # bad frames are answered at once, not queued behind inference
-        analysis = svc.offload(svc.vision.analyze_bytes, image)
+        vision.check(image)  # bad frames are answered at once, not queued behind inference
+        analysis = svc.offload(vision.analyze_bytes, image)
         ok = True
     except FrameError as exc:
         emit("error", {**exc.to_dict(), "seq": seq})
@@ -58,6 +59,28 @@ def on_frame(payload=None):
     payload = {"seq": seq, "ts": int(time.time() * 1000), **analysis.to_dict()}
     payload["faces"] = [face.to_dict() for face in session.track(analysis)]
     emit("result", payload)
+
+
+@socketio.on("configure")
+def on_configure(payload=None):
+    """The page chose settings for its own session: ``{"backend": "fer" | "deepface"}``."""
+    svc = services(current_app)
+    backend = payload.get("backend") if isinstance(payload, dict) else None
+    try:
+        vision = svc.visions.get(backend)
+    except ValueError as exc:
+        emit("error", {"code": "bad_backend", "message": str(exc)})
+        return
+    svc.live.get(request.sid).backend = backend
+    if not vision.ready:
+        emit("status", status_payload(current_app, backend))  # "warming": DeepFace takes seconds
+        try:
+            svc.offload(vision.warm_up)
+        except Exception:
+            log.exception("warming up the %s backend failed", backend)
+            emit("status", {"state": "error", "message": f"The {backend} model failed to load."})
+            return
+    emit("status", status_payload(current_app, backend))
 
 
 def _unpack(payload) -> tuple[int | None, object]:
