@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from emocare.vision import build_analyzer
-from emocare.vision.samples import place_on_canvas
+from emocare.vision.samples import noisy_steady_clip, place_on_canvas
 from emocare.vision.smoothing import EmotionSmoother, SmoothingConfig, count_flips
 from emocare.vision.tracking import FaceTracker, iou
 from emocare.vision.types import EMOTIONS, Face
@@ -87,16 +87,11 @@ def test_smoothing_follows_a_real_change_within_a_second():
     assert changed_at is not None and changed_at <= 1.0
 
 
-def test_smoothing_reduces_flips_on_a_noisy_real_clip(analyzer, astronaut):
+def test_smoothing_reduces_flips_on_a_noisy_real_clip(analyzer):
     """A steady clip of one face with small jitter and heavy sensor noise, through the real model."""
-    rng = np.random.default_rng(7)
-    dark = (place_on_canvas(astronaut, (320, 240)).astype(np.float32) * 0.6).astype(np.uint8)
     tracker = FaceTracker(SmoothingConfig(tau=0.5, margin=0.12))
     raw, shown = [], []
-    for i in range(60):
-        dx, dy = rng.integers(-3, 4, size=2)
-        frame = np.roll(dark, (dy, dx), axis=(0, 1)).astype(np.float32)
-        frame = np.clip(frame + rng.normal(0, 20, frame.shape), 0, 255).astype(np.uint8)
+    for i, frame in enumerate(noisy_steady_clip(60)):
         tracked = tracker.update(analyzer.analyze(frame), i / 10, (320, 240))
         if tracked:
             raw.append(tracked[0].face.dominant)

@@ -2,6 +2,8 @@
 
 import threading
 
+import cv2
+import numpy as np
 import pytest
 
 from emocare.vision import EMOTIONS, FrameError, VisionService, build_analyzer
@@ -81,3 +83,19 @@ def test_threads_get_their_own_analyzer_and_agree(astronaut, no_face_jpeg):
         assert count == expected[kind]
         if score is not None:
             assert score == pytest.approx(happy, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda f: f[:, ::-1], id="flipped"),
+        pytest.param(lambda f: (f * 0.45).astype(np.uint8), id="darkened"),
+        pytest.param(
+            lambda f: cv2.warpAffine(f, cv2.getRotationMatrix2D((160, 120), 12, 1.0), (320, 240)), id="rotated"
+        ),
+    ],
+)
+def test_astronaut_variants_stay_happy(analyzer, astronaut, variant):
+    frame = np.ascontiguousarray(variant(place_on_canvas(astronaut, (320, 240))))
+    [face] = analyzer.analyze(frame)
+    assert face.dominant == "happy"

@@ -21,7 +21,9 @@ import numpy as np
 
 from .vision import build_analyzer
 from .vision.deepface_backend import weights_path
-from .vision.samples import astronaut, place_on_canvas
+from .vision.samples import astronaut, noisy_steady_clip, place_on_canvas
+from .vision.smoothing import SmoothingConfig, count_flips
+from .vision.tracking import FaceTracker
 
 log = logging.getLogger(__name__)
 SIZES = {"640": (640, 480), "320": (320, 240)}
@@ -119,8 +121,28 @@ def run_bench(frames: int = 60, deepface_home: str | None = None) -> dict:
     report["emocare_p50_ms_640"] = results["emocare_640"]["p50_ms"]
     if "deepface_640" in results:
         report["ratio_vs_deepface_640"] = results["deepface_640"]["ratio_to_emocare"]
+    report["smoothing"] = flip_rates(ours)
     report["startup_ms"] = round(startup_ms())
     return report
+
+
+def flip_rates(analyzer, fps: float = 10.0) -> dict:
+    """Label changes per second on a steady but noisy clip, raw against smoothed."""
+    tracker = FaceTracker(SmoothingConfig())
+    raw, shown = [], []
+    clip = noisy_steady_clip(100)
+    for i, frame in enumerate(clip):
+        tracked = tracker.update(analyzer.analyze(frame), i / fps, (frame.shape[1], frame.shape[0]))
+        if tracked:
+            raw.append(tracked[0].face.dominant)
+            shown.append(tracked[0].label)
+    seconds = len(clip) / fps
+    return {
+        "seconds": seconds,
+        "frames_with_face": len(raw),
+        "raw_flips_per_s": round(count_flips(raw) / seconds, 2),
+        "smoothed_flips_per_s": round(count_flips(shown) / seconds, 2),
+    }
 
 
 def format_report(report: dict) -> str:
@@ -136,6 +158,11 @@ def format_report(report: dict) -> str:
     lines.append(
         f"EmoCare is {report['ratio_vs_fer_640']}× faster than plain fer at 640×480 "
         f"({report['ratio_vs_fer_320']}× at 320×240); p50 at 320×240: {report['emocare_p50_ms_320']} ms"
+    )
+    flips = report["smoothing"]
+    lines.append(
+        f"label flips per second on a steady noisy clip ({flips['seconds']:.0f} s): "
+        f"raw {flips['raw_flips_per_s']}, smoothed {flips['smoothed_flips_per_s']}"
     )
     lines.append(f"start-up (fresh process: import, load, warm up): {report['startup_ms']} ms")
     lines += [f"note: {note}" for note in report["notes"]]

@@ -48,3 +48,19 @@ def to_jpeg(image: np.ndarray, quality: int = 70) -> bytes:
     if not ok:
         raise ValueError("could not encode the image as JPEG")
     return buf.tobytes()
+
+
+def noisy_steady_clip(frames: int = 60, seed: int = 7, size=(320, 240)) -> list[np.ndarray]:
+    """One face that does not move or change, filmed badly: dim light, sensor noise, jitter.
+
+    The model's raw label flickers on such a clip (its expression never changes), which is
+    what smoothing must absorb; used by the tests and by ``bench``.
+    """
+    rng = np.random.default_rng(seed)
+    dim = place_on_canvas(astronaut(), size).astype(np.float32) * 0.6
+    clip = []
+    for _ in range(frames):
+        dx, dy = rng.integers(-3, 4, size=2)
+        frame = np.roll(dim, (dy, dx), axis=(0, 1)) + rng.normal(0, 20, dim.shape)
+        clip.append(np.clip(frame, 0, 255).astype(np.uint8))
+    return clip
