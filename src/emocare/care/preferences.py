@@ -1,0 +1,88 @@
+"""What a person's feedback taught the care engine, kept per profile across sessions.
+
+Feedback on a care card ("helpful", "not now", "that's not how I feel") changes weights per
+action kind and per message, and how readily each emotion triggers care. A profile is a
+nickname-like id chosen by the page; nothing here identifies a person or holds an image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PROFILE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+WEIGHT_MIN, WEIGHT_MAX = 0.1, 5.0
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))
+
+
+@dataclass
+class Preferences:
+    kind_weights: dict[str, float] = field(default_factory=dict)
+    message_weights: dict[str, float] = field(default_factory=dict)
+    #: Extra confidence an emotion needs before it triggers care (raised by "not how I feel").
+    threshold_boost: dict[str, float] = field(default_factory=dict)
+    feedback_count: int = 0
+
+    def kind_weight(self, kind: str) -> float:
+        return self.kind_weights.get(kind, 1.0)
+
+    def message_weight(self, message_id: str) -> float:
+        return self.message_weights.get(message_id, 1.0)
+
+    def scale_kind(self, kind: str, factor: float) -> None:
+        self.kind_weights[kind] = _clamp(self.kind_weight(kind) * factor, WEIGHT_MIN, WEIGHT_MAX)
+
+    def scale_message(self, message_id: str, factor: float) -> None:
+        self.message_weights[message_id] = _clamp(self.message_weight(message_id) * factor, WEIGHT_MIN, WEIGHT_MAX)
+
+    def boost_threshold(self, emotion: str, amount: float) -> None:
+        self.threshold_boost[emotion] = _clamp(self.threshold_boost.get(emotion, 0.0) + amount, 0.0, 0.4)
+
+
+class PreferenceStore:
+    """Preferences as one small JSON file per profile, written atomically."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self._lock = threading.Lock()
+
+    def _path(self, profile: str) -> Path:
+        if not PROFILE_RE.match(profile):
+            raise ValueError("A profile id is 1-64 letters, digits, '-' or '_'.")
+        return self.folder / f"{profile}.json"
+
+    def load(self, profile: str) -> Preferences:
+        path = self._path(profile)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return Preferences(**{k: v for k, v in data.items() if k in Preferences.__dataclass_fields__})
+        except FileNotFoundError:
+            return Preferences()
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("preferences for %s unreadable (%s); starting fresh", profile, exc)
+            return Preferences()
+
+    def save(self, profile: str, prefs: Preferences) -> None:
+        path = self._path(profile)
+        with self._lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{profile}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump(asdict(prefs), handle, indent=1, sort_keys=True)
+                os.replace(tmp, path)
+            except OSError:
+                # a full disk must not take the session down: the weights live on in memory
+                log.exception("could not save preferences for %s", profile)
+                Path(tmp).unlink(missing_ok=True)

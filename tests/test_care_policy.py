@@ -1,0 +1,142 @@
+"""The care policy on synthetic mood streams: when it acts, what it picks, how it learns."""
+
+import itertools
+import random
+
+import pytest
+
+from emocare.care.content import CareContent
+from emocare.care.policy import CarePolicy, PolicyConfig
+from emocare.care.preferences import Preferences, PreferenceStore
+
+FPS = 10
+
+
+@pytest.fixture(scope="module")
+def content():
+    return CareContent()
+
+
+def policy(content, seed=1, **config):
+    return CarePolicy(content, Preferences(), PolicyConfig(**config), random.Random(seed))
+
+
+def stream(p, label, seconds, start=0.0, confidence=0.8):
+    """Feed ``label`` at 10 fps for ``seconds``; return the actions, with their times."""
+    actions = []
+    for i in range(int(seconds * FPS)):
+        action = p.observe(label, confidence, start + i / FPS)
+        if action:
+            actions.append(action)
+    return actions
+
+
+def test_sustained_sad_gives_one_action_within_three_seconds_of_the_trigger(content):
+    p = policy(content)
+    actions = stream(p, "sad", 10)
+    assert len(actions) == 1
+    [action] = actions
+    assert action.kind == "message" and action.emotion == "sad"
+    assert 3.0 <= action.t <= 3.0 + 3.0  # trigger at 3 s held; response within 3 s of it
+    assert content.by_id[action.message_id]["emotion"] in ("sad", "any")
+
+
+def test_flicker_gives_nothing(content):
+    p = policy(content)
+    labels = ["sad", "neutral", "sad", "sad", "angry", "sad", "neutral"] * 40
+    assert [a for i, label in enumerate(labels) if (a := p.observe(label, 0.8, i / FPS))] == []
+
+
+def test_low_confidence_gives_nothing(content):
+    assert stream(policy(content), "sad", 20, confidence=0.3) == []
+
+
+def test_cooldown_holds(content):
+    p = policy(content, cooldown_s=30)
+    actions = stream(p, "sad", 100)
+    times = [a.t for a in actions]
+    assert len(actions) == 4  # 3 s, then every 30 s: 33, 63, 93
+    assert all(b - a >= 30 for a, b in itertools.pairwise(times))
+
+
+def test_escalation_order(content):
+    fear = stream(policy(content, cooldown_s=5), "fear", 40)
+    assert [a.kind for a in fear[:3]] == ["message", "breathing", "help"]
+    assert fear[1].exercise_id in {e["id"] for e in content.exercises_for("fear")}
+    sad = stream(policy(content, cooldown_s=5), "sad", 40)
+    assert [a.kind for a in sad[:3]] == ["message", "music", "help"]
+    assert sad[1].music_target == "comfort"
+    later = [a.kind for a in sad[3:]]
+    assert "help" not in later  # the offer of human help is made once per episode
+    assert all(a != b for a, b in itertools.pairwise(later)) or set(later) == {"music"}
+
+
+def test_no_repeat_within_ten_over_fifty_triggers(content):
+    p = policy(content, cooldown_s=0.5, sustain_s=0.5, episode_gap_s=1e9)
+    moods = ["sad", "angry", "fear", "disgust"]
+    actions = []
+    t = 0.0
+    while len(actions) < 50:
+        actions += stream(p, moods[len(actions) % 4], 2, start=t)
+        t += 2
+    ids = [a.message_id for a in actions][:50]
+    for i in range(len(ids)):
+        assert ids[i] not in ids[max(0, i - 10) : i], f"{ids[i]} repeated within 10"
+
+
+def test_happy_gets_occasional_encouragement_and_neutral_a_rare_checkin(content):
+    p = policy(content, positive_chance=1.0)
+    happy = stream(p, "happy", 1200)
+    assert 1 <= len(happy) <= 2 and all(a.kind == "encourage" for a in happy)
+    neutral = stream(policy(content), "neutral", 3600)
+    assert len(neutral) == 1 and neutral[0].kind == "checkin"
+    assert stream(policy(content), "neutral", 600) == []
+
+
+def test_not_now_snoozes_and_lowers_that_kind(content):
+    p = policy(content, cooldown_s=5)
+    [first] = stream(p, "sad", 4)
+    p.feedback(first.id, "not_now", first.t)
+    assert p.prefs.kind_weight("message") < 1.0
+    assert stream(p, "sad", 300, start=5) == []  # snoozed for 10 minutes
+    assert stream(p, "sad", 10, start=first.t + 601)
+
+
+def test_feedback_changes_the_next_choice(content):
+    # angry escalates to breathing by default; a person who found music helpful gets music
+    default = stream(policy(content, cooldown_s=5), "angry", 12)
+    assert [a.kind for a in default[:2]] == ["message", "breathing"]
+    prefs = Preferences()
+    prefs.scale_kind("music", 1.3)
+    learned = CarePolicy(content, prefs, PolicyConfig(cooldown_s=5), random.Random(1))
+    assert [a.kind for a in stream(learned, "angry", 12)[:2]] == ["message", "music"]
+
+
+def test_not_how_i_feel_makes_that_emotion_harder_to_trigger(content):
+    p = policy(content)
+    [action] = stream(p, "sad", 5)
+    p.feedback(action.id, "not_me", action.t)
+    assert p.threshold_for("sad") == pytest.approx(0.6)
+    assert stream(p, "sad", 60, start=40, confidence=0.55) == []
+    assert stream(p, "sad", 10, start=100, confidence=0.8)
+
+
+def test_helpful_feedback_persists_for_the_profile(content, tmp_path):
+    store = PreferenceStore(tmp_path)
+    p = CarePolicy(content, store.load("mei"), PolicyConfig(), random.Random(1))
+    [action] = stream(p, "sad", 5)
+    p.feedback(action.id, "helpful", action.t)
+    store.save("mei", p.prefs)
+    again = store.load("mei")
+    assert again.kind_weight("message") > 1.0 and again.message_weight(action.message_id) > 1.0
+    with pytest.raises(ValueError):
+        store.load("../etc/passwd")
+
+
+def test_unknown_feedback_is_refused(content):
+    p = policy(content)
+    [action] = stream(p, "sad", 5)
+    with pytest.raises(ValueError):
+        p.feedback(action.id, "meh", 6)
+    with pytest.raises(KeyError):
+        p.feedback("care-nope", "helpful", 6)
