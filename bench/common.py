@@ -36,7 +36,12 @@ class ServerProcess:
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                "EMOCARE_INSTANCE_PATH": str(log_dir / f"instance-{self.port}"),
+                **(env or {}),
+            },
         )
         try:
             self.wait_ready()

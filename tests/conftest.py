@@ -24,11 +24,17 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 # --- the Flask app ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def app(tmp_path):
-    app = create_app("testing")
+def make_app(tmp_path, **overrides):
+    """A testing app whose instance folder (speech cache, preferences) is a temporary one."""
+    app = create_app("testing", INSTANCE_PATH=str(tmp_path / "instance"), **overrides)
     # DeepFace's folder is empty here, as on any machine that cannot download its weights
     app.config["DEEPFACE_HOME"] = str(tmp_path / "deepface")
+    return app
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = make_app(tmp_path)
     yield app
     app.extensions["emocare"].offload.shutdown()
 

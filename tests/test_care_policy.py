@@ -39,6 +39,7 @@ def test_sustained_sad_gives_one_action_within_three_seconds_of_the_trigger(cont
     assert action.kind == "message" and action.emotion == "sad"
     assert 3.0 <= action.t <= 3.0 + 3.0  # trigger at 3 s held; response within 3 s of it
     assert content.by_id[action.message_id]["emotion"] in ("sad", "any")
+    assert content.by_id[action.message_id].get("opener")  # "you look…?", inviting correction
 
 
 def test_flicker_gives_nothing(content):

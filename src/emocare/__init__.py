@@ -21,11 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger(__name__)
 
 
-def create_app(config: str | type[Config] | Mapping | None = None) -> Flask:
+def create_app(config: str | type[Config] | Mapping | None = None, **overrides) -> Flask:
     """Application factory.
 
     ``config`` is a name from :data:`emocare.config.configs`, a ``Config`` subclass, or a
-    mapping of overrides applied on top of the default configuration (handy in tests).
+    mapping of overrides applied on top of the default configuration; keyword ``overrides``
+    are applied last (``create_app("testing", ANALYZER="scripted")``).
     """
     app = Flask(
         __name__,
@@ -42,6 +43,9 @@ def create_app(config: str | type[Config] | Mapping | None = None) -> Flask:
         app.config.from_object(configs[config])
     else:
         app.config.from_object(config)
+    app.config.update(overrides)
+    if app.config.get("INSTANCE_PATH"):
+        app.instance_path = str(app.config["INSTANCE_PATH"])
 
     if not app.testing and not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

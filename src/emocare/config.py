@@ -50,6 +50,18 @@ class Config:
     #: Socket.IO drops a connection whose message is larger than this; it is kept above
     #: MAX_FRAME_BYTES so that a too-large frame gets a readable error first.
     SOCKETIO_MAX_BUFFER = _env("SOCKETIO_MAX_BUFFER", 4_000_000, int)
+    #: Care: how long a negative mood must hold, how clear it must be, and the pause after care.
+    CARE_SUSTAIN_S = _env("CARE_SUSTAIN_S", 3.0, float)
+    CARE_THRESHOLD = _env("CARE_THRESHOLD", 0.5, float)
+    CARE_COOLDOWN_S = _env("CARE_COOLDOWN_S", 30.0, float)
+    #: Speech engines to try, in order ("pyttsx3,espeak-ng"); empty: the browser speaks.
+    SPEECH_ENGINES = _env("SPEECH_ENGINES", "pyttsx3,espeak-ng")
+    SPEECH_RATE = _env("SPEECH_RATE", 150, int)
+    #: Only for ANALYZER="scripted" (tests): the moods it replays, names or score dicts.
+    SCRIPTED_MOODS = None
+    #: Where the instance folder is (speech cache, preferences, user music, DeepFace weights);
+    #: None: ``instance/`` in the repository.
+    INSTANCE_PATH = _env("INSTANCE_PATH", None)
     LANGUAGES = ("en", "zh-CN")
     DEFAULT_LANGUAGE = _env("DEFAULT_LANGUAGE", "en")
     TESTING = False

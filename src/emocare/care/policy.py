@@ -64,6 +64,7 @@ class CareAction:
     level: int = 0
     exercise_id: str | None = None
     music_target: str | None = None
+    music_clip: str | None = None
     id: str = field(default_factory=lambda: f"care-{next(_ids)}")
 
 
@@ -82,6 +83,8 @@ class CarePolicy:
         self.config = config
         self.rng = rng or random.Random()
         self.recent: deque[str] = deque(maxlen=config.recent_messages)
+        #: Action kinds the person switched off (for example "music" in the settings).
+        self.disabled: set[str] = set()
         self.history: list[CareAction] = []
         self._lock = threading.Lock()
         self._run_label: str | None = None
@@ -149,9 +152,9 @@ class CarePolicy:
         options = [k for k in ("message", *self._soothing_kinds(emotion)) if k != self._last_kind]
         return self._best(options, default=self.rng.choice(options)), level
 
-    @staticmethod
-    def _soothing_kinds(emotion: str) -> list[str]:
-        return ["breathing", "music"] if emotion in BREATHING_FOR else ["music"]
+    def _soothing_kinds(self, emotion: str) -> list[str]:
+        kinds = ["breathing", "music"] if emotion in BREATHING_FOR else ["music"]
+        return [k for k in kinds if k not in self.disabled] or ["message"]
 
     def _best(self, kinds: list[str], default: str) -> str:
         """The kind with the highest learned weight; the default while weights are equal."""
@@ -161,7 +164,7 @@ class CarePolicy:
         return default if default in leaders else leaders[0]
 
     def _act(self, kind: str, emotion: str, t: float, level: int = 0) -> CareAction | None:
-        message, extra = self._message_for(kind, emotion)
+        message, extra = self._message_for(kind, emotion, opener=kind == "message" and level == 0)
         if message is None:
             return None
         action = CareAction(kind, emotion, message["id"], t, level=level, **extra)
@@ -171,11 +174,14 @@ class CarePolicy:
         self._last_kind = kind
         return action
 
-    def _message_for(self, kind: str, emotion: str) -> tuple[dict | None, dict]:
+    def _message_for(self, kind: str, emotion: str, opener: bool = False) -> tuple[dict | None, dict]:
         content, extra = self.content, {}
         if kind == "message":
             found = content.candidates(["comfort", "checkin"], emotion) if emotion == "surprise" else []
             found = found or content.candidates(["comfort"], emotion)
+            if opener:
+                # the first word of an episode names the mood tentatively and invites correction
+                found = [m for m in found if m.get("opener")] or found
         elif kind == "music":
             target = MUSIC_TARGET.get(emotion, "calm")
             extra["music_target"] = target
@@ -211,8 +217,12 @@ class CarePolicy:
             if verdict == "helpful":
                 prefs.scale_kind(action.kind, 1.3)
                 prefs.scale_message(action.message_id, 1.3)
+                if action.music_clip:
+                    prefs.scale_message(action.music_clip, 1.3)
             elif verdict == "not_now":
                 prefs.scale_kind(action.kind, 0.7)
+                if action.music_clip:
+                    prefs.scale_message(action.music_clip, 0.8)
                 self._snoozed_until = t + self.config.snooze_s
             else:  # "that's not how I feel": the face was misread; ask for more before acting
                 prefs.scale_message(action.message_id, 0.7)

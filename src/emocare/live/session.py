@@ -26,6 +26,8 @@ class LiveSession:
     last_busy_notice: float = 0.0
     #: The analyzer backend this page chose; None means the server's default.
     backend: str | None = None
+    #: This connection's care state (a ``CareSession``), when the app has a care engine.
+    care: object | None = None
     tracker: FaceTracker = field(default_factory=FaceTracker)
     _in_flight: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -66,8 +68,9 @@ class LiveSession:
 class LiveHub:
     """All open sessions, by Socket.IO sid."""
 
-    def __init__(self, smoothing: SmoothingConfig = SmoothingConfig()) -> None:
+    def __init__(self, smoothing: SmoothingConfig = SmoothingConfig(), care_factory=None) -> None:
         self.smoothing = smoothing
+        self.care_factory = care_factory
         self._sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
 
@@ -77,7 +80,8 @@ class LiveHub:
             return session
 
     def _new(self, sid: str) -> LiveSession:
-        return LiveSession(sid, tracker=FaceTracker(self.smoothing))
+        care = self.care_factory() if self.care_factory else None
+        return LiveSession(sid, tracker=FaceTracker(self.smoothing), care=care)
 
     def get(self, sid: str) -> LiveSession:
         with self._lock:

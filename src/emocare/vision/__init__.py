@@ -81,6 +81,10 @@ def build_analyzer(name: str = "fer", **options) -> Analyzer:
             analyzer = build_analyzer("fer", **options)
             analyzer.notice = str(exc)
             return analyzer
+    if name == "scripted":
+        from .scripted import ScriptedAnalyzer
+
+        return ScriptedAnalyzer(options.get("script") or ("sad",))
     if name == "fer":
         from .fer_backend import FerAnalyzer, FerClassifier
 

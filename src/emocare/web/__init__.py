@@ -6,9 +6,16 @@ import functools
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import Flask
 
+from ..care.content import CareContent
+from ..care.engine import CareEngine
+from ..care.music import MusicCatalogue
+from ..care.policy import PolicyConfig
+from ..care.preferences import PreferenceStore
+from ..care.speech import SpeechService
 from ..extensions import socketio
 from ..live import LiveHub
 from ..vision import BACKENDS, FrameLimits, VisionService, build_analyzer
@@ -27,6 +34,7 @@ class Services:
     visions: VisionRegistry
     offload: Offloader
     live: LiveHub
+    care: CareEngine
 
     @property
     def vision(self) -> VisionService:
@@ -42,6 +50,7 @@ def _build_vision(app: Flask, backend: str):
         "tta": app.config["TTA"],
         "deepface_home": app.config["DEEPFACE_HOME"] or os.path.join(app.instance_path, "deepface"),
         "deepface_detector": app.config["DEEPFACE_DETECTOR"],
+        "script": app.config.get("SCRIPTED_MOODS"),
     }
     limits = FrameLimits(app.config["MAX_FRAME_BYTES"], app.config["MAX_FRAME_SIDE"])
     if app.config["OFFLOAD"] == "process":
@@ -49,6 +58,22 @@ def _build_vision(app: Flask, backend: str):
 
         return ProcessVisionService(backend, options, app.config["INFERENCE_WORKERS"], limits)
     return VisionService(functools.partial(build_analyzer, backend, **options), limits)
+
+
+def _build_care(app: Flask) -> CareEngine:
+    instance = Path(app.instance_path)
+    engines = tuple(e.strip() for e in app.config["SPEECH_ENGINES"].split(",") if e.strip())
+    return CareEngine(
+        CareContent(),
+        MusicCatalogue(Path(app.static_folder), instance / "music"),
+        SpeechService(instance / "tts_cache", engines=engines, rate=app.config["SPEECH_RATE"]),
+        PreferenceStore(instance / "profiles"),
+        PolicyConfig(
+            sustain_s=app.config["CARE_SUSTAIN_S"],
+            threshold=app.config["CARE_THRESHOLD"],
+            cooldown_s=app.config["CARE_COOLDOWN_S"],
+        ),
+    )
 
 
 def services(app: Flask) -> Services:
@@ -66,16 +91,23 @@ def init_web(app: Flask) -> None:
         max_http_buffer_size=app.config["SOCKETIO_MAX_BUFFER"],
     )
     async_mode = socketio.async_mode
+    care = _build_care(app)
     app.extensions["emocare"] = Services(
         visions=VisionRegistry(functools.partial(_build_vision, app), app.config["ANALYZER"]),
         offload=Offloader(async_mode, app.config["INFERENCE_WORKERS"], app.config["OFFLOAD"]),
-        live=LiveHub(SmoothingConfig(app.config["SMOOTHING_TAU"], app.config["SMOOTHING_MARGIN"])),
+        live=LiveHub(
+            SmoothingConfig(app.config["SMOOTHING_TAU"], app.config["SMOOTHING_MARGIN"]),
+            care_factory=lambda: care.session(locale=app.config["DEFAULT_LANGUAGE"]),
+        ),
+        care=care,
     )
     i18n.init_app(app)
 
+    from .care import bp as care_bp
     from .main import bp as main_bp
 
     app.register_blueprint(main_bp)
+    app.register_blueprint(care_bp)
 
     mode = app.config["WARM_UP"]
     if mode == "sync":
@@ -108,4 +140,5 @@ def status_payload(app: Flask, backend: str | None = None) -> dict:
         "warm_up_ms": None if vision.warm_up_ms is None else round(vision.warm_up_ms),
         "notice": getattr(vision, "notice", None),
         "max_frame_bytes": app.config["MAX_FRAME_BYTES"],
+        "speech": "server" if services(app).care.speech.available else "browser",
     }

@@ -1,4 +1,4 @@
-"""Socket.IO handlers. Thin on purpose: decode, analyse and track live in plain services.
+"""Socket.IO handlers. Thin on purpose: vision, tracking and care live in plain services.
 
 The protocol (names and payloads, both directions) is documented in docs/protocol.md.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import current_app, request
+from flask import current_app, request, url_for
 from flask_socketio import emit
 
 from ..extensions import socketio
@@ -46,6 +46,7 @@ def on_frame(payload=None):
     try:
         vision.check(image)  # bad frames are answered at once, not queued behind inference
         analysis = svc.offload(vision.analyze_bytes, image)
+        tracked = session.track(analysis)  # still inside the client's single in-flight slot
         ok = True
     except FrameError as exc:
         emit("error", {**exc.to_dict(), "seq": seq})
@@ -57,21 +58,59 @@ def on_frame(payload=None):
     finally:
         session.end(ok)
     payload = {"seq": seq, "ts": int(time.time() * 1000), **analysis.to_dict()}
-    payload["faces"] = [face.to_dict() for face in session.track(analysis)]
+    payload["faces"] = [face.to_dict() for face in tracked]
     emit("result", payload)
+    _care_step(session, tracked)
+
+
+def _care_step(session, tracked) -> None:
+    """Feed the primary face's smoothed mood to this session's care policy; send what it offers.
+
+    After the result, so care never delays the live view; a failure here is logged and the
+    stream goes on.
+    """
+    care = session.care
+    if care is None:
+        return
+    primary = next((face for face in tracked if face.primary), None)
+    t = time.monotonic()
+    try:
+        if primary is None:
+            action = care.observe(None, 0.0, t)
+        else:
+            action = care.observe(primary.label, primary.smoothed[primary.label], t)
+        if action is not None:
+            emit("care", care.render(action, lambda name: url_for("care.audio", name=name)))
+    except Exception:
+        log.exception("the care step failed")
 
 
 @socketio.on("configure")
 def on_configure(payload=None):
-    """The page chose settings for its own session: ``{"backend": "fer" | "deepface"}``."""
+    """The page's choices for its own session: backend, language, profile, care settings."""
     svc = services(current_app)
-    backend = payload.get("backend") if isinstance(payload, dict) else None
+    payload = payload if isinstance(payload, dict) else {}
+    session = svc.live.get(request.sid)
+    if session.care is not None and any(k in payload for k in ("locale", "profile", "settings")):
+        locale = payload.get("locale")
+        try:
+            session.care.configure(
+                locale=locale if locale in current_app.config["LANGUAGES"] else None,
+                profile=payload.get("profile") if isinstance(payload.get("profile"), str) else None,
+                settings=payload.get("settings") if isinstance(payload.get("settings"), dict) else None,
+            )
+        except ValueError as exc:
+            emit("error", {"code": "bad_settings", "message": str(exc)})
+            return
+    if "backend" not in payload:
+        return
+    backend = payload.get("backend")
     try:
         vision = svc.visions.get(backend)
     except ValueError as exc:
         emit("error", {"code": "bad_backend", "message": str(exc)})
         return
-    svc.live.get(request.sid).backend = backend
+    session.backend = backend
     if not vision.ready:
         emit("status", status_payload(current_app, backend))  # "warming": DeepFace takes seconds
         try:
@@ -81,6 +120,21 @@ def on_configure(payload=None):
             emit("status", {"state": "error", "message": f"The {backend} model failed to load."})
             return
     emit("status", status_payload(current_app, backend))
+
+
+@socketio.on("care_feedback")
+def on_care_feedback(payload=None):
+    """``{"id": "care-12", "verdict": "helpful" | "not_now" | "not_me"}`` for a care card."""
+    session = services(current_app).live.get(request.sid)
+    payload = payload if isinstance(payload, dict) else {}
+    try:
+        if session.care is None:
+            raise KeyError("care is off")
+        action = session.care.feedback(str(payload.get("id")), payload.get("verdict"), time.monotonic())
+    except (KeyError, ValueError) as exc:
+        emit("error", {"code": "bad_feedback", "message": str(exc).strip("'\"")})
+        return
+    emit("care_feedback", {"id": action.id, "verdict": payload["verdict"], "ok": True})
 
 
 def _unpack(payload) -> tuple[int | None, object]:

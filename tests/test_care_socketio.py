@@ -1,0 +1,76 @@
+"""The care engine end to end over Socket.IO: a sustained mood yields a care event whose
+speech URL serves real audio. The analyzer is the scripted one (a real analyzer that replays
+moods), since no photo can hold "sad" for as long as the test needs."""
+
+import json
+import time
+
+import pytest
+
+from emocare.care.speech import wav_bytes_stats
+from emocare.extensions import socketio
+
+from .conftest import make_app
+
+
+@pytest.fixture
+def care_app(tmp_path):
+    app = make_app(tmp_path, ANALYZER="scripted", SCRIPTED_MOODS=["sad"], CARE_SUSTAIN_S=1.0)
+    yield app
+    app.extensions["emocare"].offload.shutdown()
+
+
+def stream_until_care(sio, jpeg, seconds=6.0):
+    """Send frames at about 10 fps until a care event arrives; return it and the elapsed time."""
+    started = time.monotonic()
+    seq = 0
+    while time.monotonic() - started < seconds:
+        seq += 1
+        sio.emit("frame", {"seq": seq, "image": jpeg})
+        for msg in sio.get_received():
+            if msg["name"] == "care":
+                return msg["args"][0], time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError("no care event")
+
+
+def test_sustained_sad_yields_care_with_real_speech(care_app, astronaut_jpeg):
+    client = care_app.test_client()
+    sio = socketio.test_client(care_app, flask_test_client=client)
+    care, elapsed = stream_until_care(sio, astronaut_jpeg)
+    assert 1.0 <= elapsed < 1.0 + 3.0  # held 1 s (configured), answered within 3 s of that
+    assert care["kind"] == "message" and care["emotion"] == "sad"
+    assert any(w in care["text"].lower() for w in ("you look", "you seem", "looks like"))  # never "you are…"
+    assert care["speech"]["url"].startswith("/care/audio/")
+    with client.get(care["speech"]["url"]) as audio:
+        assert audio.status_code == 200 and audio.mimetype == "audio/wav"
+        duration, rms = wav_bytes_stats(audio.data)
+    assert duration > 1.0 and rms > 0.02
+    sio.disconnect()
+
+
+def test_chinese_and_feedback_persisted(care_app, astronaut_jpeg, tmp_path):
+    client = care_app.test_client()
+    sio = socketio.test_client(care_app, flask_test_client=client)
+    sio.emit("configure", {"locale": "zh-CN", "profile": "mei", "settings": {"voice": False}})
+    care, _ = stream_until_care(sio, astronaut_jpeg)
+    assert care["locale"] == "zh-CN" and any(w in care["text"] for w in ("看起来", "好像", "似乎"))
+    assert care["speech"] is None  # voice switched off in the settings
+    sio.emit("care_feedback", {"id": care["id"], "verdict": "helpful"})
+    [ack] = [m["args"][0] for m in sio.get_received() if m["name"] == "care_feedback"]
+    assert ack == {"id": care["id"], "verdict": "helpful", "ok": True}
+    saved = json.loads((tmp_path / "instance" / "profiles" / "mei.json").read_text())
+    assert saved["kind_weights"]["message"] > 1.0
+    sio.emit("care_feedback", {"id": care["id"], "verdict": "whatever"})
+    [error] = [m["args"][0] for m in sio.get_received() if m["name"] == "error"]
+    assert error["code"] == "bad_feedback"
+    sio.emit("configure", {"profile": "../../etc"})
+    [error] = [m["args"][0] for m in sio.get_received() if m["name"] == "error"]
+    assert error["code"] == "bad_settings"
+    sio.disconnect()
+
+
+def test_audio_route_serves_only_cached_hashes(client):
+    assert client.get("/care/audio/../../secret.wav").status_code == 404
+    assert client.get("/care/audio/" + "0" * 32 + ".wav").status_code == 404
+    assert client.get("/care/music/anything.ogg").status_code == 404
