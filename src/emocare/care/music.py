@@ -117,10 +117,23 @@ class MusicCatalogue:
         self.user_dir = user_dir
         self.manifest = manifest
         self.clips: list[Clip] = []
+        self._user_stamp: float | None = None
         self.reload()
 
+    def _stamp(self) -> float | None:
+        try:
+            return (self.user_dir / "manifest.json").stat().st_mtime if self.user_dir else None
+        except OSError:
+            return None
+
+    def refresh(self) -> None:
+        """Reload if the person's manifest changed, so added clips count without a restart."""
+        if self._stamp() != self._user_stamp:
+            self.reload()
+
     def reload(self) -> None:
-        """Read the bundled and the user's manifests again (user clips can be added any time)."""
+        """Read the bundled and the user's manifests again."""
+        self._user_stamp = self._stamp()
         clips = _clips_from(self.manifest, "/static/music/", self.static_dir / "music", "bundled")
         if self.user_dir is not None:
             clips += _clips_from(self.user_dir / "manifest.json", "/care/music/", self.user_dir, "user")
@@ -130,6 +143,7 @@ class MusicCatalogue:
         """A file of the user's music folder, by bare name, if it is a listed audio file."""
         if self.user_dir is None or Path(name).name != name:
             return None
+        self.refresh()
         if not any(c.source == "user" and c.url.endswith("/" + name) for c in self.clips):
             return None
         path = self.user_dir / name
@@ -144,6 +158,7 @@ class MusicCatalogue:
         rng: random.Random | None = None,
     ) -> Clip | None:
         """The clip that best starts near ``emotion`` and ends calmer or brighter."""
+        self.refresh()
         rng = rng or random.Random()
         mood = MOOD_POINTS.get(emotion, MOOD_POINTS["neutral"])
         category = TARGET_CATEGORY.get(target or "")
@@ -158,10 +173,11 @@ class MusicCatalogue:
             cost = math.dist(clip.start, mood)
             if category and clip.category != category:
                 cost += 0.3
-            if emotion in clip.mood_tags:
-                cost -= 0.1
             if clip.id in avoid:
                 cost += 1.0
-            cost /= max(weight(clip.id), 1e-3)
+            if emotion in clip.mood_tags:
+                cost *= 0.7
+            # positive, so that a learned weight (feedback) scales it the right way
+            cost = (cost + 0.05) / max(weight(clip.id), 1e-3)
             scored.append((cost + rng.random() * 0.05, clip))
         return min(scored, key=lambda pair: pair[0])[1] if scored else None
