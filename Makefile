@@ -18,12 +18,12 @@ run: $(VENV)/.app system-deps-run
 	$(PY) run.py $(ARGS)
 
 test: $(VENV)/.app $(VENV)/.dev system-deps-test
-	$(PY) -m ruff check src tests bench run.py
+	$(PY) -m ruff check src tests bench scripts run.py
 	$(PY) -m pytest $(ARGS)
 
 lint: $(VENV)/.dev
-	$(PY) -m ruff check src tests bench run.py
-	$(PY) -m ruff format --check src tests bench run.py
+	$(PY) -m ruff check src tests bench scripts run.py
+	$(PY) -m ruff format --check src tests bench scripts run.py
 
 bench: $(VENV)/.app $(VENV)/.dev
 	PYTHONPATH=src:. $(PY) -m bench.serving $(ARGS)

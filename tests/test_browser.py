@@ -111,3 +111,59 @@ def test_live_page_in_chinese(browser, start_server):
     assert "开心" in page.locator("#dominant").inner_text()
     assert page.locator("#start").inner_text() == "开启摄像头"
     page.screenshot(path=str(ARTIFACTS / "live-zh-CN.png"))
+
+
+def test_care_card_speaks_offers_music_and_takes_feedback(browser, start_server):
+    """A scripted sad mood (the server replays it) brings the care card, its voice and music."""
+    server = start_server("threading", EMOCARE_ANALYZER="scripted")
+    page = browser.new_page()
+    page.goto(server.url + "/?lang=en")
+    page.evaluate("localStorage.setItem('emocare.settings', JSON.stringify({sensitivity: 'high', cooldown_s: 10}))")
+    start_camera(page, server.url + "/?lang=en")
+    page.wait_for_selector("#care:not([hidden])", timeout=20_000)
+    assert page.locator("#care").get_attribute("data-kind") == "message"
+    assert page.locator("#care-live").get_attribute("aria-live") == "polite"
+    page.wait_for_function("document.getElementById('care-text').textContent.length > 10")
+    text = page.locator("#care-text").inner_text()
+    assert any(w in text.lower() for w in ("you look", "you seem", "looks like"))
+    source = page.locator("#speech-audio").get_attribute("src")
+    assert source and source.startswith("/care/audio/")
+    audio = page.request.get(server.url + source)
+    assert audio.ok and audio.body()[:4] == b"RIFF" and len(audio.body()) > 20_000
+    page.screenshot(path=str(ARTIFACTS / "care-message.png"))
+
+    # 10 s later the sad mood still holds: the next step is music, never started by itself
+    page.wait_for_selector('#care[data-kind="music"]', timeout=25_000)
+    music = page.locator("#music-audio")
+    assert music.get_attribute("src").startswith("/static/music/")
+    assert page.evaluate("document.getElementById('music-audio').paused")
+    page.screenshot(path=str(ARTIFACTS / "care-music.png"))
+    page.locator('#care-feedback button[data-verdict="helpful"]').click()
+    page.wait_for_selector('#care[data-feedback="helpful"]', timeout=5_000)
+    assert "Thank you" in page.locator("#care-text").inner_text()
+
+
+def test_breathing_guide_for_a_lasting_fearful_look(browser, start_server):
+    server = start_server("threading", EMOCARE_ANALYZER="scripted", EMOCARE_SCRIPTED_MOODS="fear")
+    page = browser.new_page()
+    page.goto(server.url + "/?lang=zh-CN")
+    page.evaluate(
+        "localStorage.setItem('emocare.settings', JSON.stringify({sensitivity: 'high', cooldown_s: 10, voice: false}))"
+    )
+    start_camera(page, server.url + "/?lang=zh-CN")
+    page.wait_for_selector('#care[data-kind="breathing"]', timeout=30_000)
+    assert page.locator("#care-speech").is_hidden()  # voice switched off in the settings
+    assert page.locator("#exercise-name").inner_text()
+    page.locator("#exercise-start").click()
+    if page.locator("#care-exercise").get_attribute("data-kind") == "breathing":
+        page.wait_for_selector('#breath-circle[data-phase="inhale"]', timeout=5_000)
+        assert "吸气" in page.locator("#breath-text").inner_text()
+        assert "第 1 轮" in page.locator("#breath-text").inner_text()
+    else:  # the 5-4-3-2-1 grounding exercise: steps with a countdown, no circle
+        assert page.locator("#breath-circle").is_hidden()
+        assert "五" in page.locator("#breath-text").inner_text()
+    page.wait_for_function("Number(document.getElementById('breath-count').textContent) > 0")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "care-breathing-zh-CN.png"))
+    page.locator("#exercise-stop").click()
+    assert page.locator("#exercise-start").is_visible()

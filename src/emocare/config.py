@@ -57,8 +57,9 @@ class Config:
     #: Speech engines to try, in order ("pyttsx3,espeak-ng"); empty: the browser speaks.
     SPEECH_ENGINES = _env("SPEECH_ENGINES", "pyttsx3,espeak-ng")
     SPEECH_RATE = _env("SPEECH_RATE", 150, int)
-    #: Only for ANALYZER="scripted" (tests): the moods it replays, names or score dicts.
-    SCRIPTED_MOODS = None
+    #: Only for ANALYZER="scripted" (tests): the moods it replays, as a list of names or score
+    #: dicts, or from the environment as comma-separated names ("fear,fear,neutral").
+    SCRIPTED_MOODS = _env("SCRIPTED_MOODS", None)
     #: Where the instance folder is (speech cache, preferences, user music, DeepFace weights);
     #: None: ``instance/`` in the repository.
     INSTANCE_PATH = _env("INSTANCE_PATH", None)

@@ -26,9 +26,12 @@
   const consentCard = $("consent");
   const capture = document.createElement("canvas");
   const backendSelect = $("backend-select");
-  backendSelect.value = localStorage.getItem("emocare.backend") || "fer";
+  // the backend this page asked for; null: whatever the server's default is
+  let chosenBackend = localStorage.getItem("emocare.backend");
+  if (chosenBackend) backendSelect.value = chosenBackend;
   backendSelect.addEventListener("change", () => {
-    localStorage.setItem("emocare.backend", backendSelect.value);
+    chosenBackend = backendSelect.value;
+    localStorage.setItem("emocare.backend", chosenBackend);
     if (state.socket && state.socket.connected) {
       state.ready = false;
       state.socket.emit("configure", { backend: backendSelect.value });
@@ -45,6 +48,8 @@
     statusEl.dataset.state = state;
     statusEl.textContent = text || t("status." + state);
   }
+
+  const hooks = []; // other scripts (care.js) attach their handlers to the socket here
 
   const state = {
     running: false,
@@ -69,12 +74,14 @@
     const socket = io({ transports: ["websocket", "polling"] });
     socket.on("connect", () => {
       if (!state.ready) setStatus("warming");
-      const chosen = backendSelect.value;
-      if (chosen && chosen !== "fer") socket.emit("configure", { backend: chosen });
+      if (chosenBackend) socket.emit("configure", { backend: chosenBackend });
     });
     socket.on("status", (msg) => {
       // a broadcast about the server's default model does not concern a page that chose another
-      if (msg.requested && msg.requested !== backendSelect.value && msg.state !== "error") return;
+      if (chosenBackend && msg.requested && msg.requested !== chosenBackend && msg.state !== "error") return;
+      if (!chosenBackend && msg.requested && [...backendSelect.options].some((o) => o.value === msg.requested)) {
+        backendSelect.value = msg.requested;
+      }
       $("backend").textContent =
         t("footer.backend", { backend: msg.backend }) + (msg.notice ? " — " + msg.notice : "");
       $("backend").dataset.backend = msg.backend || "";
@@ -92,6 +99,7 @@
       }
     });
     socket.on("result", onResult);
+    hooks.forEach((hook) => hook(socket));
     socket.on("error", onError);
     socket.on("disconnect", () => {
       state.inFlight = false;
@@ -131,6 +139,7 @@
     clearTimeout(state.watchdog);
     state.inFlight = false;
     if (state.stream) state.stream.getTracks().forEach((track) => track.stop());
+    document.dispatchEvent(new CustomEvent("emocare:stopped"));
     state.stream = null;
     video.srcObject = null;
     clearOverlay();
@@ -261,6 +270,14 @@
     }
   }
 
-  window.emocare = { state: state, EMOTIONS: EMOTIONS };
+  window.emocare = {
+    state: state,
+    EMOTIONS: EMOTIONS,
+    t: t,
+    onSocket: (hook) => {
+      hooks.push(hook);
+      if (state.socket) hook(state.socket);
+    },
+  };
   setStatus("idle");
 })();

@@ -42,6 +42,10 @@ class Services:
         return self.visions.get()
 
 
+def _script(moods):
+    return [m.strip() for m in moods.split(",") if m.strip()] if isinstance(moods, str) else moods
+
+
 def _build_vision(app: Flask, backend: str):
     options = {
         "detector": app.config["DETECTOR"],
@@ -50,7 +54,7 @@ def _build_vision(app: Flask, backend: str):
         "tta": app.config["TTA"],
         "deepface_home": app.config["DEEPFACE_HOME"] or os.path.join(app.instance_path, "deepface"),
         "deepface_detector": app.config["DEEPFACE_DETECTOR"],
-        "script": app.config.get("SCRIPTED_MOODS"),
+        "script": _script(app.config.get("SCRIPTED_MOODS")),
     }
     limits = FrameLimits(app.config["MAX_FRAME_BYTES"], app.config["MAX_FRAME_SIDE"])
     if app.config["OFFLOAD"] == "process":
