@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     from emocare.extensions import socketio
 
     app = create_app(args.config)
+    # SIGTERM (service managers, `kill`) stops like Ctrl+C, so exit handlers write the last history
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app.logger.info("EmoCare on http://%s:%d (%s)", args.host, args.port, socketio.async_mode)
     options = {"allow_unsafe_werkzeug": True} if socketio.async_mode == "threading" else {}
     socketio.run(app, host=args.host, port=args.port, use_reloader=False, log_output=False, **options)

@@ -32,11 +32,19 @@ def make_app(tmp_path, **overrides):
     return app
 
 
+def close_app(app) -> None:
+    """Stop an app's background work: the inference pool and the history writer."""
+    services = app.extensions["emocare"]
+    services.offload.shutdown()
+    services.history.close()
+    services.history.store.engine.dispose()
+
+
 @pytest.fixture
 def app(tmp_path):
     app = make_app(tmp_path)
     yield app
-    app.extensions["emocare"].offload.shutdown()
+    close_app(app)
 
 
 @pytest.fixture

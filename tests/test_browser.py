@@ -167,3 +167,25 @@ def test_breathing_guide_for_a_lasting_fearful_look(browser, start_server):
     page.screenshot(path=str(ARTIFACTS / "care-breathing-zh-CN.png"))
     page.locator("#exercise-stop").click()
     assert page.locator("#exercise-start").is_visible()
+
+
+def test_history_page_after_a_session(browser, start_server, tmp_path):
+    """A session on the live page shows up on the history page, charted, and can be deleted."""
+    server = start_server("threading", EMOCARE_ANALYZER="scripted", EMOCARE_SCRIPTED_MOODS="sad,sad,neutral")
+    page = browser.new_page()
+    start_camera(page, server.url + "/?lang=en")
+    page.wait_for_selector('#dominant[data-emotion="sad"]', timeout=20_000)
+    page.wait_for_timeout(4000)
+    page.locator("#stop").click()
+    page.locator("#history-link").click()
+    page.wait_for_selector("#sessions .session-button", timeout=10_000)
+    page.wait_for_function("Number(document.getElementById('timeline').dataset.samples) >= 3", timeout=10_000)
+    assert float(page.locator("#summary-today").get_attribute("data-seconds")) >= 3
+    assert "sad" in page.locator("#summary-today .shares").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "history-en.png"), full_page=True)
+    page.goto(server.url + "/history/?lang=zh-CN")
+    assert "你的情绪记录" in page.locator("h1").inner_text()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator("#delete-all").click()
+    page.wait_for_selector("#deleted-notice", timeout=10_000)
+    assert page.locator("#history-empty").is_visible()

@@ -10,14 +10,14 @@ import pytest
 from emocare.care.speech import wav_bytes_stats
 from emocare.extensions import socketio
 
-from .conftest import make_app
+from .conftest import close_app, make_app
 
 
 @pytest.fixture
 def care_app(tmp_path):
     app = make_app(tmp_path, ANALYZER="scripted", SCRIPTED_MOODS=["sad"], CARE_SUSTAIN_S=1.0)
     yield app
-    app.extensions["emocare"].offload.shutdown()
+    close_app(app)
 
 
 def stream_until_care(sio, jpeg, seconds=6.0):

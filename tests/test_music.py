@@ -111,7 +111,7 @@ def test_user_clips_from_the_instance_folder(tmp_path, client):
 
 
 def test_user_music_is_served(tmp_path):
-    from .conftest import make_app
+    from .conftest import close_app, make_app
 
     app = make_app(tmp_path)
     user = Path(app.instance_path) / "music"
@@ -121,4 +121,4 @@ def test_user_music_is_served(tmp_path):
     app.extensions["emocare"].care.music.reload()
     with app.test_client().get("/care/music/mine.ogg") as response:
         assert response.status_code == 200 and response.data[:4] == b"OggS"
-    app.extensions["emocare"].offload.shutdown()
+    close_app(app)

@@ -63,6 +63,12 @@ class Config:
     #: Where the instance folder is (speech cache, preferences, user music, DeepFace weights);
     #: None: ``instance/`` in the repository.
     INSTANCE_PATH = _env("INSTANCE_PATH", None)
+    #: The mood history database: any SQLAlchemy URL; None: SQLite in the instance folder.
+    DATABASE_URL = os.environ.get("DATABASE_URL") or _env("DATABASE_URL", None)
+    #: Days of history kept (a person can choose otherwise on the history page; 0: forever).
+    HISTORY_RETENTION_DAYS = _env("HISTORY_RETENTION_DAYS", 30, int)
+    #: Seconds between batched history writes (a kill -9 loses at most this plus one sample).
+    HISTORY_FLUSH_S = _env("HISTORY_FLUSH_S", 1.0, float)
     LANGUAGES = ("en", "zh-CN")
     DEFAULT_LANGUAGE = _env("DEFAULT_LANGUAGE", "en")
     TESTING = False

@@ -25,6 +25,8 @@
       id = "p-" + Math.random().toString(36).slice(2, 12);
       localStorage.setItem("emocare.profile", id);
     }
+    // the history pages are rendered by the server: they learn whose history to show from this
+    document.cookie = "emocare_profile=" + id + "; path=/; max-age=31536000; samesite=lax";
     return id;
   }
 

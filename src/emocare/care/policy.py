@@ -17,9 +17,9 @@ drives people away from such tools (repetition, nagging, wrong assumptions):
 
 from __future__ import annotations
 
-import itertools
 import random
 import threading
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -50,9 +50,6 @@ class PolicyConfig:
     checkin_cooldown_s: float = 3600.0
 
 
-_ids = itertools.count(1)
-
-
 @dataclass
 class CareAction:
     """One thing the engine offers. ``kind``: message, music, breathing, help, encourage, checkin."""
@@ -65,7 +62,8 @@ class CareAction:
     exercise_id: str | None = None
     music_target: str | None = None
     music_clip: str | None = None
-    id: str = field(default_factory=lambda: f"care-{next(_ids)}")
+    #: unique across sessions and restarts: the history stores actions by this id
+    id: str = field(default_factory=lambda: f"care-{uuid.uuid4().hex[:16]}")
 
 
 class CarePolicy:

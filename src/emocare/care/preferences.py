@@ -73,6 +73,10 @@ class PreferenceStore:
             log.warning("preferences for %s unreadable (%s); starting fresh", profile, exc)
             return Preferences()
 
+    def delete(self, profile: str) -> None:
+        """Forget what this profile's feedback taught (part of "delete all my data")."""
+        self._path(profile).unlink(missing_ok=True)
+
     def save(self, profile: str, prefs: Preferences) -> None:
         path = self._path(profile)
         with self._lock:

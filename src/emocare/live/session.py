@@ -28,6 +28,8 @@ class LiveSession:
     backend: str | None = None
     #: This connection's care state (a ``CareSession``), when the app has a care engine.
     care: object | None = None
+    #: This connection's place in the mood history (a ``HistorySession``).
+    history: object | None = None
     tracker: FaceTracker = field(default_factory=FaceTracker)
     _in_flight: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -68,9 +70,10 @@ class LiveSession:
 class LiveHub:
     """All open sessions, by Socket.IO sid."""
 
-    def __init__(self, smoothing: SmoothingConfig = SmoothingConfig(), care_factory=None) -> None:
+    def __init__(self, smoothing: SmoothingConfig = SmoothingConfig(), care_factory=None, history_factory=None) -> None:
         self.smoothing = smoothing
         self.care_factory = care_factory
+        self.history_factory = history_factory
         self._sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
 
@@ -81,7 +84,8 @@ class LiveHub:
 
     def _new(self, sid: str) -> LiveSession:
         care = self.care_factory() if self.care_factory else None
-        return LiveSession(sid, tracker=FaceTracker(self.smoothing), care=care)
+        history = self.history_factory() if self.history_factory else None
+        return LiveSession(sid, tracker=FaceTracker(self.smoothing), care=care, history=history)
 
     def get(self, sid: str) -> LiveSession:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
@@ -17,12 +18,13 @@ from ..care.policy import PolicyConfig
 from ..care.preferences import PreferenceStore
 from ..care.speech import SpeechService
 from ..extensions import socketio
+from ..history import HistorySession, HistoryStore, HistoryWriter
 from ..live import LiveHub
 from ..vision import BACKENDS, FrameLimits, VisionService, build_analyzer
 from ..vision.registry import VisionRegistry
 from ..vision.smoothing import SmoothingConfig
 from . import i18n
-from .offload import Offloader
+from .offload import Offloader, call_inline
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class Services:
     offload: Offloader
     live: LiveHub
     care: CareEngine
+    history: HistoryWriter
 
     @property
     def vision(self) -> VisionService:
@@ -80,6 +83,21 @@ def _build_care(app: Flask) -> CareEngine:
     )
 
 
+def _build_history(app: Flask, async_mode: str) -> HistoryWriter:
+    url = app.config["DATABASE_URL"]
+    if not url:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        url = "sqlite:///" + str(Path(app.instance_path) / "history.sqlite3")
+    store = HistoryStore(url, app.config["HISTORY_RETENTION_DAYS"])
+    if async_mode == "eventlet":
+        from eventlet import tpool
+
+        run_blocking = tpool.execute
+    else:
+        run_blocking = call_inline
+    return HistoryWriter(store, flush_interval=app.config["HISTORY_FLUSH_S"], run_blocking=run_blocking)
+
+
 def services(app: Flask) -> Services:
     return app.extensions["emocare"]
 
@@ -96,22 +114,29 @@ def init_web(app: Flask) -> None:
     )
     async_mode = socketio.async_mode
     care = _build_care(app)
+    history = _build_history(app, async_mode)
     app.extensions["emocare"] = Services(
         visions=VisionRegistry(functools.partial(_build_vision, app), app.config["ANALYZER"]),
         offload=Offloader(async_mode, app.config["INFERENCE_WORKERS"], app.config["OFFLOAD"]),
         live=LiveHub(
             SmoothingConfig(app.config["SMOOTHING_TAU"], app.config["SMOOTHING_MARGIN"]),
             care_factory=lambda: care.session(locale=app.config["DEFAULT_LANGUAGE"]),
+            history_factory=lambda: HistorySession(locale=app.config["DEFAULT_LANGUAGE"]),
         ),
         care=care,
+        history=history,
     )
+    socketio.start_background_task(history.run)
+    atexit.register(history.close)  # a clean stop (Ctrl+C, SIGTERM via run.py) writes the rest
     i18n.init_app(app)
 
     from .care import bp as care_bp
+    from .history import bp as history_bp
     from .main import bp as main_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(care_bp)
+    app.register_blueprint(history_bp)
 
     mode = app.config["WARM_UP"]
     if mode == "sync":

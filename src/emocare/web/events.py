@@ -12,6 +12,7 @@ from flask import current_app, request, url_for
 from flask_socketio import emit
 
 from ..extensions import socketio
+from ..history import HistorySession
 from ..vision import FrameError
 from . import services, status_payload
 
@@ -26,7 +27,10 @@ def on_connect(auth=None):
 
 @socketio.on("disconnect")
 def on_disconnect(reason=None):
-    session = services(current_app).live.close(request.sid)
+    svc = services(current_app)
+    session = svc.live.close(request.sid)
+    if session and session.history is not None:
+        svc.history.end(session.history, time.time())
     if session:
         log.info("client left after %d frames (%d dropped, %d errors)", session.frames, session.dropped, session.errors)
 
@@ -60,10 +64,14 @@ def on_frame(payload=None):
     payload = {"seq": seq, "ts": int(time.time() * 1000), **analysis.to_dict()}
     payload["faces"] = [face.to_dict() for face in tracked]
     emit("result", payload)
-    _care_step(session, tracked)
+    primary = next((face for face in tracked if face.primary), None)
+    if primary is not None and session.history is not None:
+        confidence = primary.smoothed[primary.label]
+        svc.history.sample(session.history, primary.label, confidence, primary.smoothed, time.time())
+    _care_step(svc, session, primary)
 
 
-def _care_step(session, tracked) -> None:
+def _care_step(svc, session, primary) -> None:
     """Feed the primary face's smoothed mood to this session's care policy; send what it offers.
 
     After the result, so care never delays the live view; a failure here is logged and the
@@ -72,7 +80,6 @@ def _care_step(session, tracked) -> None:
     care = session.care
     if care is None:
         return
-    primary = next((face for face in tracked if face.primary), None)
     t = time.monotonic()
     try:
         if primary is None:
@@ -81,6 +88,8 @@ def _care_step(session, tracked) -> None:
             action = care.observe(primary.label, primary.smoothed[primary.label], t)
         if action is not None:
             emit("care", care.render(action, lambda name: url_for("care.audio", name=name)))
+            if session.history is not None:
+                svc.history.care(session.history, action, time.time())
     except Exception:
         log.exception("the care step failed")
 
@@ -102,6 +111,7 @@ def on_configure(payload=None):
         except ValueError as exc:
             emit("error", {"code": "bad_settings", "message": str(exc)})
             return
+        _follow_profile(svc, session)
     if "backend" not in payload:
         return
     backend = payload.get("backend")
@@ -134,7 +144,19 @@ def on_care_feedback(payload=None):
     except (KeyError, ValueError) as exc:
         emit("error", {"code": "bad_feedback", "message": str(exc).strip("'\"")})
         return
+    services(current_app).history.feedback(action.id, payload["verdict"], time.time())
     emit("care_feedback", {"id": action.id, "verdict": payload["verdict"], "ok": True})
+
+
+def _follow_profile(svc, session) -> None:
+    """Keep the history session's profile and language in step with the care session's."""
+    history, care = session.history, session.care
+    if history is None:
+        return
+    if history.opened and history.profile != care.profile:
+        svc.history.end(history, time.time())  # a new profile starts a new history session
+        session.history = history = HistorySession(profile=care.profile)
+    history.profile, history.locale, history.backend = care.profile, care.locale, session.backend
 
 
 def _unpack(payload) -> tuple[int | None, object]:

@@ -27,7 +27,7 @@ class Offloader:
         if kind in ("inline", "process"):
             # "process": the service itself hands work to child processes; the waiting is
             # done by the handler's own thread.
-            self._run = _inline
+            self._run = call_inline
         elif async_mode == "eventlet":
             from eventlet import tpool
 
@@ -54,5 +54,5 @@ class Offloader:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _inline(fn: Callable[..., T], *args) -> T:
+def call_inline(fn: Callable[..., T], *args) -> T:
     return fn(*args)

@@ -1,0 +1,166 @@
+"""Writing the history from the live stream: queued, batched, off the event loop.
+
+The Socket.IO handlers only put small tuples on a queue (microseconds). A background task
+flushes the queue every ``flush_interval`` seconds in one transaction, through ``run_blocking``
+(eventlet's tpool under eventlet, so SQLite never blocks the hub). With a 1 s flush and at most
+one sample a second per session, a ``kill -9`` loses at most the last 2 s of samples.
+
+When a write fails (a full disk, a locked or unreachable database) the batch stays in memory
+and is retried at the next flush: the live page keeps working and nothing is dropped until
+the in-memory backlog passes ``max_backlog`` operations.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .store import HistoryStore, Sample
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HistorySession:
+    """What the writer knows of one live connection."""
+
+    profile: str = "default"
+    locale: str | None = None
+    backend: str | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    opened: bool = False
+    last_sample: float = float("-inf")
+
+
+def _call(fn, *args):
+    return fn(*args)
+
+
+class HistoryWriter:
+    def __init__(
+        self,
+        store: HistoryStore,
+        flush_interval: float = 1.0,
+        sample_interval: float = 1.0,
+        run_blocking: Callable = _call,
+        purge_interval: float = 3600.0,
+        max_backlog: int = 200_000,
+    ) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self.sample_interval = sample_interval
+        self.run_blocking = run_blocking
+        self.purge_interval = purge_interval
+        self.max_backlog = max_backlog
+        self._queue: queue.Queue = queue.Queue()
+        self._backlog: list[tuple[str, dict]] = []
+        self._stop = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._last_error_log = 0.0
+        self.written = 0
+        self.failures = 0
+
+    # --- called from the live stream (cheap) ------------------------------------------------
+
+    def _open(self, session: HistorySession, t: float) -> None:
+        if not session.opened:
+            session.opened = True
+            self._queue.put(
+                (
+                    "session",
+                    {
+                        "id": session.id,
+                        "profile": session.profile,
+                        "started_at": t,
+                        "locale": session.locale,
+                        "backend": session.backend,
+                    },
+                )
+            )
+
+    def sample(self, session: HistorySession, emotion: str, confidence: float, scores: dict, t: float) -> bool:
+        """Queue a mood sample unless this session had one less than ``sample_interval`` ago."""
+        if t - session.last_sample < self.sample_interval:
+            return False
+        session.last_sample = t
+        self._open(session, t)
+        self._queue.put(("sample", Sample(session.id, t, emotion, confidence, scores).row()))
+        return True
+
+    def care(self, session: HistorySession, action, t: float) -> None:
+        self._open(session, t)
+        self._queue.put(
+            (
+                "care",
+                {
+                    "id": action.id,
+                    "session_id": session.id,
+                    "ts": t,
+                    "kind": action.kind,
+                    "emotion": action.emotion,
+                    "message_id": action.message_id,
+                    "music_clip": action.music_clip,
+                    "exercise_id": action.exercise_id,
+                },
+            )
+        )
+
+    def feedback(self, action_id: str, verdict: str, t: float) -> None:
+        self._queue.put(("feedback", {"id": action_id, "feedback": verdict, "feedback_ts": t}))
+
+    def end(self, session: HistorySession, t: float) -> None:
+        if session.opened:
+            self._queue.put(("end", {"id": session.id, "ended_at": t}))
+
+    # --- the background side ----------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write everything queued (and any backlog) in one transaction; returns rows written."""
+        with self._flush_lock:
+            batch = self._backlog
+            self._backlog = []
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if not batch:
+                return 0
+            try:
+                self.run_blocking(self.store.write_batch, batch)
+            except Exception as exc:  # keep the data; try again at the next flush
+                self.failures += 1
+                self._backlog = batch[-self.max_backlog :]
+                if len(batch) > self.max_backlog:
+                    log.error("history backlog over %d operations: dropping the oldest", self.max_backlog)
+                now = time.monotonic()
+                if now - self._last_error_log > 60:
+                    self._last_error_log = now
+                    log.error("writing the mood history failed (%s); %d operations kept for retry", exc, len(batch))
+                return 0
+            self.written += len(batch)
+            return len(batch)
+
+    def run(self) -> None:
+        """The background loop: flush every interval, purge old history now and then."""
+        last_purge = 0.0
+        while not self._stop.is_set():
+            self._stop.wait(self.flush_interval)
+            self.flush()
+            if time.monotonic() - last_purge > self.purge_interval:
+                last_purge = time.monotonic()
+                try:
+                    removed = self.run_blocking(self.store.purge)
+                    if removed:
+                        log.info("retention: removed %d old sessions", removed)
+                except Exception:
+                    log.exception("purging old history failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()

@@ -1,0 +1,104 @@
+"""History pages: timeline and summaries, export, delete, retention.
+
+The person is known only by the random profile id their browser keeps (cookie
+``emocare_profile``, set by the live page); nothing here needs an account.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+
+from ..care.preferences import PROFILE_RE
+from . import services
+
+bp = Blueprint("history", __name__, url_prefix="/history")
+
+DAY = 86400
+RETENTION_CHOICES = (7, 30, 90, 365, 0)
+
+
+def current_profile() -> str:
+    profile = request.cookies.get("emocare_profile", "default")
+    return profile if PROFILE_RE.match(profile) else "default"
+
+
+def _store():
+    writer = services(current_app).history
+    writer.flush()  # show what the live page sent a moment ago, too
+    return writer.store
+
+
+@bp.get("/")
+def index():
+    store, profile = _store(), current_profile()
+    now = time.time()
+    midnight = now - (now - time.timezone) % DAY  # local-server midnight, good enough for a day view
+    return render_template(
+        "history.html",
+        profile=profile,
+        today=store.summary(profile, midnight, now),
+        week=store.summary(profile, now - 7 * DAY, now),
+        sessions=store.sessions_of(profile)[:50],
+        retention=store.retention_days(profile),
+        retention_choices=RETENTION_CHOICES,
+        deleted=request.args.get("deleted"),
+    )
+
+
+@bp.get("/sessions/<session_id>.json")
+def session_json(session_id: str):
+    timeline = _store().timeline(session_id, current_profile())
+    if timeline is None:
+        abort(404)
+    return jsonify(timeline)
+
+
+@bp.get("/export.json")
+def export_json():
+    profile = current_profile()
+    body = json.dumps(_store().export(profile), ensure_ascii=False, indent=1)
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="emocare-history-{profile}.json"'},
+    )
+
+
+@bp.get("/export.csv")
+def export_csv():
+    profile = current_profile()
+    return Response(
+        _store().export_csv(profile),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="emocare-history-{profile}.csv"'},
+    )
+
+
+@bp.post("/delete")
+def delete_all():
+    """Delete all of this profile's history and learned preferences, for real."""
+    if request.form.get("confirm") != "yes":
+        abort(400)
+    profile = current_profile()
+    svc = services(current_app)
+    svc.history.flush()
+    svc.history.store.delete_profile(profile)
+    svc.care.store.delete(profile)
+    return redirect(url_for("history.index", deleted=1))
+
+
+@bp.post("/retention")
+def set_retention():
+    try:
+        days = int(request.form.get("days", ""))
+    except ValueError:
+        abort(400)
+    if days not in RETENTION_CHOICES:
+        abort(400)
+    store = _store()
+    store.set_retention(current_profile(), days)
+    store.purge()
+    return redirect(url_for("history.index"))

@@ -1,0 +1,174 @@
+"""The mood history on a real SQLite file: writes, summaries, export, delete, retention,
+a full disk, and many writers at once."""
+
+import csv
+import io
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from emocare.care.policy import CareAction
+from emocare.history import HistorySession, HistoryStore, HistoryWriter
+from emocare.vision.scripted import scores_for
+from emocare.vision.types import EMOTIONS
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "history.sqlite3"
+
+
+@pytest.fixture
+def store(db):
+    store = HistoryStore(f"sqlite:///{db}")
+    yield store
+    store.engine.dispose()
+
+
+def record(writer, session, moods, start=1_700_000_000.0):
+    """Feed one label per second (several frames each, as the live page does)."""
+    for second, mood in enumerate(moods):
+        for frame in range(10):
+            writer.sample(session, mood, 0.8, scores_for(mood, 0.8), start + second + frame / 10)
+
+
+def test_wal_mode_and_schema_version(store, db):
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 1
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(samples)")}
+    assert set(EMOTIONS) <= columns
+    assert not any("image" in c or "crop" in c or "box" in c for c in columns)  # never images
+
+
+def test_one_sample_a_second_summary_and_timeline(store):
+    writer = HistoryWriter(store)
+    session = HistorySession(profile="mei", locale="zh-CN")
+    record(writer, session, ["sad"] * 6 + ["neutral"] * 3 + ["happy"])
+    action = CareAction("message", "sad", "sad-01", 0.0)
+    writer.care(session, action, 1_700_000_003.5)
+    writer.feedback(action.id, "helpful", 1_700_000_004.0)
+    assert writer.flush() == 1 + 10 + 2
+    summary = store.summary("mei", 1_699_999_000, 1_700_001_000)
+    assert summary["seconds"] == 10
+    assert summary["share"]["sad"] == pytest.approx(0.6) and summary["share"]["happy"] == pytest.approx(0.1)
+    assert summary["care"]["message"] == {"shown": 1, "helpful": 1, "not_now": 0, "not_me": 0}
+    assert summary["most_helpful"] == "message"
+    timeline = store.timeline(session.id, "mei")
+    assert [s["emotion"] for s in timeline["samples"]][:2] == ["sad", "sad"]
+    assert timeline["care"][0]["feedback"] == "helpful"
+    assert store.timeline(session.id, "someone-else") is None  # profiles see only their own
+
+
+def test_export_round_trips_and_csv_matches(store, tmp_path):
+    writer = HistoryWriter(store)
+    session = HistorySession(profile="mei")
+    record(writer, session, ["angry", "fear", "neutral"])
+    writer.care(session, CareAction("breathing", "fear", "breathing-intro-01", 0.0, exercise_id="box"), 1_700_000_001)
+    writer.flush()
+    exported = store.export("mei")
+    assert len(exported["sessions"]) == 1 and len(exported["samples"]) == 3 and len(exported["care_actions"]) == 1
+
+    other = HistoryStore(f"sqlite:///{tmp_path / 'restored.sqlite3'}")
+    assert other.import_(exported) == 1
+    again = other.export("mei")
+    for key in ("sessions", "samples", "care_actions"):
+        assert again[key] == exported[key]
+    assert other.import_(exported) == 0  # importing twice adds nothing
+
+    rows = list(csv.DictReader(io.StringIO(store.export_csv("mei"))))
+    assert [r["emotion"] for r in rows] == ["angry", "fear", "neutral"]
+    assert float(rows[0]["angry"]) == pytest.approx(0.8)
+    other.engine.dispose()
+
+
+def files_of(db):
+    """The database's bytes: the main file and its write-ahead log."""
+    wal = db.with_name(db.name + "-wal")
+    return db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+def test_delete_really_deletes(store, db):
+    writer = HistoryWriter(store)
+    keep, gone = HistorySession(profile="keep-me"), HistorySession(profile="zebra-secret-profile")
+    record(writer, keep, ["happy"] * 3)
+    record(writer, gone, ["sad"] * 300)
+    writer.flush()
+    before = files_of(db)
+    assert b"zebra-secret-profile" in before
+    assert store.delete_profile("zebra-secret-profile") == 1
+    assert store.export("zebra-secret-profile")["samples"] == []
+    assert len(store.export("keep-me")["samples"]) == 3
+    store.engine.dispose()
+    after = files_of(db)
+    assert b"zebra-secret-profile" not in after  # VACUUM: the bytes are gone from the files too
+    assert len(after) < len(before)
+
+
+def test_retention(store):
+    writer = HistoryWriter(store)
+    now = time.time()
+    old, recent = HistorySession(profile="a"), HistorySession(profile="a")
+    forever = HistorySession(profile="b")
+    record(writer, old, ["sad"], start=now - 40 * 86400)
+    record(writer, recent, ["sad"], start=now - 2 * 86400)
+    record(writer, forever, ["sad"], start=now - 400 * 86400)
+    writer.flush()
+    store.set_retention("b", 0)
+    assert store.retention_days("a") == 30 and store.retention_days("b") == 0
+    assert store.purge(now) == 1
+    assert [s["id"] for s in store.sessions_of("a")] == [recent.id]
+    assert len(store.sessions_of("b")) == 1
+
+
+def test_a_full_disk_keeps_the_data_for_later(store, db):
+    """SQLite's own "database or disk is full", provoked by capping the file's pages."""
+    writer = HistoryWriter(store)
+    session = HistorySession(profile="mei")
+    record(writer, session, ["neutral"])
+    writer.flush()
+    with sqlite3.connect(db) as conn:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+
+    def cap(dbapi_connection, _record):
+        dbapi_connection.execute(f"PRAGMA max_page_count={pages}")
+
+    from sqlalchemy import event
+
+    store.engine.dispose()
+    event.listen(store.engine, "connect", cap)
+    record(writer, session, ["sad"] * 400, start=1_700_000_100)
+    assert writer.flush() == 0 and writer.failures == 1  # failed, and kept
+    event.remove(store.engine, "connect", cap)
+    store.engine.dispose()
+    assert writer.flush() == 400  # space again: everything is written, nothing lost
+    assert len(store.export("mei")["samples"]) == 401
+
+
+def test_many_sessions_at_once_lose_nothing(store):
+    writer = HistoryWriter(store, flush_interval=0.05)
+    flusher = threading.Thread(target=writer.run, daemon=True)
+    flusher.start()
+    errors = []
+
+    def live(i):
+        try:
+            session = HistorySession(profile=f"p{i % 3}")
+            for second in range(150):
+                writer.sample(session, EMOTIONS[second % 7], 0.7, scores_for(EMOTIONS[second % 7], 0.7), 1e9 + second)
+                if second % 25 == 0:
+                    store.sessions_of(session.profile)  # readers at the same time
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=live, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.close()
+    assert errors == [] and writer.failures == 0
+    counts = store.counts()
+    assert counts["sessions"] == 12 and counts["samples"] == 12 * 150

@@ -1,0 +1,128 @@
+"""The history through a real server: it survives a restart and a kill -9, many sessions
+write at once without loss, and the pages, exports and delete work over HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sqlite3
+import threading
+import time
+
+import pytest
+import requests
+import socketio
+
+pytestmark = pytest.mark.server
+
+
+def stream(url: str, profile: str, seconds: float, jpeg: bytes) -> tuple[int, float]:
+    """Be a live page for ``seconds``: returns the results received and when the last came."""
+    sio = socketio.Client(reconnection=False)
+    got = threading.Event()
+    last = [0.0]
+    count = [0]
+
+    def on_result(_msg):
+        count[0] += 1
+        last[0] = time.time()
+        got.set()
+
+    sio.on("result", on_result)
+    sio.connect(url, transports=["websocket"], wait_timeout=10)
+    sio.emit("configure", {"profile": profile, "locale": "en"})
+    end = time.monotonic() + seconds
+    seq = 0
+    while time.monotonic() < end:
+        got.clear()
+        seq += 1
+        sio.emit("frame", {"seq": seq, "image": jpeg})
+        got.wait(5)
+        time.sleep(0.08)
+    sio.disconnect()
+    return count[0], last[0]
+
+
+def samples_in(db, profile: str) -> list[float]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT s.ts FROM samples s JOIN sessions x ON x.id = s.session_id WHERE x.profile = ? ORDER BY s.ts",
+            (profile,),
+        )
+        return [r[0] for r in rows]
+
+
+@pytest.fixture
+def instance(tmp_path):
+    return tmp_path / "instance"
+
+
+def server_env(instance):
+    return {"EMOCARE_ANALYZER": "scripted", "EMOCARE_INSTANCE_PATH": str(instance)}
+
+
+def test_history_survives_a_restart(start_server, instance, astronaut_jpeg):
+    first = start_server("threading", **server_env(instance))
+    results, _ = stream(first.url, "restart-me", 3.0, astronaut_jpeg)
+    assert results >= 20
+    time.sleep(1.5)
+    first.stop()
+    second = start_server("threading", **server_env(instance))
+    cookies = {"emocare_profile": "restart-me"}
+    export = requests.get(second.url + "/history/export.json", cookies=cookies, timeout=10).json()
+    assert len(export["sessions"]) == 1 and export["sessions"][0]["ended_at"] is not None
+    assert 2 <= len(export["samples"]) <= 4  # one a second, at most
+    page = requests.get(second.url + "/history/", cookies=cookies, timeout=10)
+    assert page.status_code == 200 and export["sessions"][0]["id"] in page.text
+    assert "chart.umd.min.js" in page.text
+
+
+def test_kill_9_loses_at_most_two_seconds(start_server, instance, astronaut_jpeg):
+    server = start_server("threading", **server_env(instance))
+    results, last_result = stream(server.url, "kill-me", 5.0, astronaut_jpeg)
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(10)
+    assert results >= 30
+    stored = samples_in(instance / "history.sqlite3", "kill-me")
+    assert len(stored) >= 3
+    assert stored[-1] >= last_result - 2.0, f"lost {last_result - stored[-1]:.1f} s of history"
+
+
+@pytest.mark.parametrize("async_mode", ["threading", "eventlet"])
+def test_concurrent_sessions_lose_nothing(start_server, instance, astronaut_jpeg, async_mode):
+    server = start_server(async_mode, **server_env(instance))
+    outcomes = {}
+
+    def run(i):
+        outcomes[i] = stream(server.url, f"crowd-{i}", 4.0, astronaut_jpeg)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    time.sleep(1.5)  # one flush interval and a bit
+    for i in range(6):
+        results, _ = outcomes[i]
+        assert results >= 20
+        stored = samples_in(instance / "history.sqlite3", f"crowd-{i}")
+        assert 3 <= len(stored) <= 5
+        assert all(b - a >= 0.99 for a, b in itertools.pairwise(stored))  # ≤ 1 a second
+    log = server.log_tail(200_000)
+    assert "database is locked" not in log and "history failed" not in log
+
+
+def test_delete_over_http(start_server, instance, astronaut_jpeg):
+    server = start_server("threading", **server_env(instance))
+    stream(server.url, "forget-me", 2.5, astronaut_jpeg)
+    stream(server.url, "keep-me", 2.5, astronaut_jpeg)
+    cookies = {"emocare_profile": "forget-me"}
+    assert requests.post(server.url + "/history/delete", cookies=cookies, timeout=10).status_code == 400
+    done = requests.post(server.url + "/history/delete", data={"confirm": "yes"}, cookies=cookies, timeout=10)
+    assert done.status_code == 200 and "deleted-notice" in done.text
+    assert requests.get(server.url + "/history/export.json", cookies=cookies, timeout=10).json()["samples"] == []
+    assert samples_in(instance / "history.sqlite3", "forget-me") == []
+    assert len(samples_in(instance / "history.sqlite3", "keep-me")) >= 2
+    csv_text = requests.get(server.url + "/history/export.csv", cookies={"emocare_profile": "keep-me"}, timeout=10).text
+    assert csv_text.splitlines()[0].startswith("session_id,time_utc,ts,emotion")
