@@ -11,6 +11,12 @@ long text is finished, and its callback drops the samples that arrive with the e
 event (seconds of speech, at random; measured here). So pyttsx3 still chooses the voice and
 rate and drives the synthesis, but the samples are collected here, from the driver's own
 callback, and the file is written once espeak reports the end of the message.
+
+The espeak driver also races on its settings: espeak runs in asynchronous mode, where the
+driver's own start-up rate (200) is queued behind the caller's and a voice change is applied
+at once; once in a while (seen in CI, never on demand) a reply came out at 200 words a minute
+instead of the rate asked for. So the settings are applied with espeak's queue drained before
+and after, and the rate espeak reports is checked before synthesis starts.
 """
 
 from __future__ import annotations
@@ -73,13 +79,28 @@ class _EspeakCapture:
             wav.writeframes(bytes(self.samples))
 
 
+def _settle_espeak(voice_id: str | None, rate: int) -> None:
+    """Apply voice and rate to espeak directly, with its command queue drained around them."""
+    from pyttsx3.drivers import _espeak, espeak
+
+    _espeak.Synchronize()  # the driver's start-up settings (rate 200) are applied by now
+    if voice_id is not None:
+        espeak.EspeakDriver.setProperty("voice", voice_id)
+    espeak.EspeakDriver.setProperty("rate", rate)
+    _espeak.Synchronize()
+    if _espeak.GetParameter(_espeak.RATE) != rate:
+        raise RuntimeError(f"espeak kept rate {_espeak.GetParameter(_espeak.RATE)} instead of {rate}")
+
+
 def render(text: str, locale: str, rate: int, out: str) -> bool:
     import pyttsx3
 
     capture = _EspeakCapture() if sys.platform == "linux" else None
     engine = pyttsx3.init()
     voice = pick_voice(engine.getProperty("voices"), locale)
-    if voice is not None:
+    if capture is not None:
+        _settle_espeak(voice.id if voice is not None else None, rate)
+    elif voice is not None:
         engine.setProperty("voice", voice.id)
     engine.setProperty("rate", rate)
     if capture is None:  # SAPI5 / NSSpeechSynthesizer write complete files themselves
