@@ -73,7 +73,7 @@ def test_escalation_order(content):
 
 
 def test_no_repeat_within_ten_over_fifty_triggers(content):
-    p = policy(content, cooldown_s=0.5, sustain_s=0.5, episode_gap_s=1e9)
+    p = policy(content, cooldown_s=0.5, sustain_s=0.5, episode_gap_s=1e9, max_per_episode=10**6, backoff=1.0)
     moods = ["sad", "angry", "fear", "disgust"]
     actions = []
     t = 0.0
@@ -141,3 +141,24 @@ def test_unknown_feedback_is_refused(content):
         p.feedback(action.id, "meh", 6)
     with pytest.raises(KeyError):
         p.feedback("care-nope", "helpful", 6)
+
+
+def test_escalation_happens_with_a_long_cooldown(content):
+    """The episode lasts while the mood shows, so a 5-minute cooldown still escalates."""
+    actions = stream(policy(content, cooldown_s=300), "fear", 700)
+    assert [a.kind for a in actions] == ["message", "breathing", "help"]
+
+
+def test_care_backs_off_and_stops_within_a_long_episode(content):
+    actions = stream(policy(content, cooldown_s=10), "sad", 3600)
+    gaps = [round(b.t - a.t) for a, b in itertools.pairwise(actions)]
+    assert len(actions) == 6  # max_per_episode, however long the sadness shows
+    assert gaps == [10, 10, 10, 20, 40]
+
+
+def test_music_switched_off_never_breaks_the_choice(content):
+    p = policy(content, cooldown_s=5)
+    p.disabled = {"music"}
+    actions = stream(p, "sad", 200)
+    assert [a.kind for a in actions][:3] == ["message", "message", "help"]
+    assert len(actions) == 6 and "music" not in {a.kind for a in actions}

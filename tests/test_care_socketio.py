@@ -20,14 +20,20 @@ def care_app(tmp_path):
     close_app(app)
 
 
-def stream_until_care(sio, jpeg, seconds=6.0):
-    """Send frames at about 10 fps until a care event arrives; return it and the elapsed time."""
+def stream_until_care(sio, jpeg, seconds=6.0, received=None):
+    """Send frames at about 10 fps until a care event arrives; return it and the elapsed time.
+
+    Every message received on the way is appended to ``received``.
+    """
     started = time.monotonic()
     seq = 0
+    received = [] if received is None else received
     while time.monotonic() - started < seconds:
         seq += 1
         sio.emit("frame", {"seq": seq, "image": jpeg})
-        for msg in sio.get_received():
+        batch = sio.get_received()
+        received += batch
+        for msg in batch:
             if msg["name"] == "care":
                 return msg["args"][0], time.monotonic() - started
         time.sleep(0.1)
@@ -37,12 +43,17 @@ def stream_until_care(sio, jpeg, seconds=6.0):
 def test_sustained_sad_yields_care_with_real_speech(care_app, astronaut_jpeg):
     client = care_app.test_client()
     sio = socketio.test_client(care_app, flask_test_client=client)
-    care, elapsed = stream_until_care(sio, astronaut_jpeg)
+    received = []
+    care, elapsed = stream_until_care(sio, astronaut_jpeg, received=received)
     assert 1.0 <= elapsed < 1.0 + 3.0  # held 1 s (configured), answered within 3 s of that
     assert care["kind"] == "message" and care["emotion"] == "sad"
     assert any(w in care["text"].lower() for w in ("you look", "you seem", "looks like"))  # never "you are…"
-    assert care["speech"]["url"].startswith("/care/audio/")
-    with client.get(care["speech"]["url"]) as audio:
+    assert care["speech"] == {"url": None, "engine": "pending"}  # the card does not wait for its voice
+    names = [m["name"] for m in received]
+    [speech] = [m["args"][0] for m in received if m["name"] == "care_speech"]
+    assert names.index("care") < names.index("care_speech")
+    assert speech["id"] == care["id"] and speech["url"].startswith("/care/audio/")
+    with client.get(speech["url"]) as audio:
         assert audio.status_code == 200 and audio.mimetype == "audio/wav"
         duration, rms = wav_bytes_stats(audio.data)
     assert duration > 1.0 and rms > 0.02
@@ -64,9 +75,53 @@ def test_chinese_and_feedback_persisted(care_app, astronaut_jpeg, tmp_path):
     sio.emit("care_feedback", {"id": care["id"], "verdict": "whatever"})
     [error] = [m["args"][0] for m in sio.get_received() if m["name"] == "error"]
     assert error["code"] == "bad_feedback"
+    sio.emit("care_feedback", {"id": care["id"], "verdict": "not_now"})  # one answer per card
+    [error] = [m["args"][0] for m in sio.get_received() if m["name"] == "error"]
+    assert error["code"] == "bad_feedback" and "already" in error["message"]
+    assert json.loads((tmp_path / "instance" / "profiles" / "mei.json").read_text()) == saved
     sio.emit("configure", {"profile": "../../etc"})
     [error] = [m["args"][0] for m in sio.get_received() if m["name"] == "error"]
     assert error["code"] == "bad_settings"
+    sio.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"settings": {"sensitivity": []}}, "bad_settings"),
+        ({"settings": {"voice": "yes"}}, "bad_settings"),
+        ({"settings": ["voice"]}, "bad_settings"),
+        ({"settings": {"history": 1}}, "bad_settings"),
+        ({"locale": "xx"}, "bad_settings"),
+        ({"profile": 7}, "bad_settings"),
+        ({"backend": []}, "bad_backend"),
+        ({"backend": "tesseract"}, "bad_backend"),
+        ("configure", "bad_settings"),
+    ],
+)
+def test_malformed_configure_changes_nothing(care_app, payload, code):
+    sio = socketio.test_client(care_app)
+    sio.emit("configure", {"profile": "kai", "settings": {"sensitivity": "low", "cooldown_s": 120}})
+    session = care_app.extensions["emocare"].live.sessions()[0]
+    before = (session.care.profile, session.care.settings, session.care.policy.config, session.backend)
+    sio.get_received()
+    sio.emit("configure", payload)
+    [error] = [m["args"][0] for m in sio.get_received() if m["name"] == "error"]
+    assert error["code"] == code and error["message"]
+    assert (session.care.profile, session.care.settings, session.care.policy.config, session.backend) == before
+    sio.emit("frame", {"seq": 1, "image": b"not a jpeg"})  # and the session still works
+    assert [m["args"][0]["code"] for m in sio.get_received() if m["name"] == "error"] == ["undecodable"]
+    sio.disconnect()
+
+
+def test_medium_sensitivity_means_the_server_configuration(care_app):
+    sio = socketio.test_client(care_app)
+    sio.emit("configure", {"settings": {"sensitivity": "medium", "voice": True}})
+    [session] = care_app.extensions["emocare"].live.sessions()
+    assert session.care.policy.config.sustain_s == 1.0  # CARE_SUSTAIN_S of this app, not a page constant
+    assert session.care.policy.config.cooldown_s == care_app.config["CARE_COOLDOWN_S"]
+    sio.emit("configure", {"settings": {"sensitivity": "low", "cooldown_s": 600}})
+    assert session.care.policy.config.sustain_s > 1.0 and session.care.policy.config.cooldown_s == 600
     sio.disconnect()
 
 

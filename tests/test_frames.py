@@ -1,5 +1,7 @@
 """Decoding untrusted frames: every bad input gets a clear, stable error code."""
 
+import zlib
+
 import cv2
 import numpy as np
 import pytest
@@ -62,3 +64,23 @@ def test_frame_error_survives_pickling():
 
     err = pickle.loads(pickle.dumps(FrameError("empty", "The frame was empty.")))
     assert (err.code, err.message) == ("empty", "The frame was empty.")
+
+
+def test_pixel_bomb_is_too_large_not_a_crash():
+    """A PNG header claiming 30000×30000 trips PIL's own bomb guard: a clear too_large error."""
+    _, png = cv2.imencode(".png", np.zeros((8, 8), dtype=np.uint8))
+    data = bytearray(png.tobytes())
+    data[16:24] = (30000).to_bytes(4, "big") * 2  # IHDR width and height…
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # …with a valid checksum
+    with pytest.raises(FrameError) as err:
+        decode_frame(bytes(data), FrameLimits(max_side=100_000))
+    assert err.value.code == "too_large"
+
+
+@pytest.mark.parametrize("ext", [".bmp", ".tiff"])
+def test_only_browser_formats_are_parsed(astronaut_frame, ext):
+    ok, data = cv2.imencode(ext, astronaut_frame)
+    assert ok
+    with pytest.raises(FrameError) as err:
+        decode_frame(data.tobytes())
+    assert err.value.code == "undecodable"

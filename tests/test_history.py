@@ -172,3 +172,48 @@ def test_many_sessions_at_once_lose_nothing(store):
     assert errors == [] and writer.failures == 0
     counts = store.counts()
     assert counts["sessions"] == 12 and counts["samples"] == 12 * 150
+
+
+def test_one_bad_operation_does_not_poison_the_batch(store):
+    """A row the database refuses (here a duplicate care id) is dropped alone; the rest lands."""
+    writer = HistoryWriter(store)
+    session = HistorySession(profile="mei")
+    action = CareAction("message", "sad", "sad-01", 0.0)
+    record(writer, session, ["sad"] * 3)
+    writer.care(session, action, 1_700_000_001.0)
+    writer.care(session, action, 1_700_000_002.0)  # the same id again: an IntegrityError
+    record(writer, session, ["happy"] * 2, start=1_700_000_010.0)
+    assert writer.flush() == 1 + 3 + 1 + 2 and writer.refused == 1
+    exported = store.export("mei")
+    assert len(exported["samples"]) == 5 and len(exported["care_actions"]) == 1
+    record(writer, session, ["neutral"], start=1_700_000_020.0)
+    assert writer.flush() == 1 and writer.failures == 0  # and the next flushes go on
+
+
+def test_a_trimmed_backlog_keeps_the_session_rows(store, db):
+    writer = HistoryWriter(store, max_backlog=50)
+    session = HistorySession(profile="kai")
+    record(writer, session, ["sad"] * 80)
+    store.engine.dispose()
+    real = store.write_batch
+
+    def broken(batch):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    store.write_batch = broken
+    writer.flush()
+    store.write_batch = real
+    assert writer.flush() == 50
+    exported = store.export("kai")
+    assert len(exported["sessions"]) == 1 and len(exported["samples"]) == 49  # the newest ones
+    assert exported["samples"][-1]["ts"] >= 1_700_000_079
+
+
+def test_purge_keeps_a_session_that_is_still_going_on(store):
+    writer = HistoryWriter(store)
+    now = time.time()
+    long_one = HistorySession(profile="a")
+    record(writer, long_one, ["sad"], start=now - 31 * 86400)  # started 31 days ago…
+    record(writer, long_one, ["happy"], start=now - 60)  # …and still live a minute ago
+    writer.flush()
+    assert store.purge(now) == 0 and len(store.sessions_of("a")) == 1

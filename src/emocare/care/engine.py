@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from .content import CareContent, helplines, localized
 from .music import MusicCatalogue
 from .policy import CareAction, CarePolicy, PolicyConfig
-from .preferences import PreferenceStore
+from .preferences import Preferences, PreferenceStore
 from .speech import SpeechService
 
 log = logging.getLogger(__name__)
 
-#: "sensitivity" setting → how long and how clearly a mood must show before care.
-SENSITIVITY = {"low": (5.0, 0.6), "medium": (3.0, 0.5), "high": (2.0, 0.4)}
+#: "sensitivity" setting → how much longer (s) and how much more clearly a mood must show
+#: before care, relative to the server's configuration ("medium" is exactly that).
+SENSITIVITY = {"low": (2.0, 0.1), "medium": (0.0, 0.0), "high": (-1.0, -0.1)}
 
 
 @dataclass
@@ -32,20 +33,27 @@ class CareSettings:
     voice: bool = True
     music: bool = True
     sensitivity: str = "medium"
-    cooldown_s: float = 30.0
+    #: None: the server's configured cooldown
+    cooldown_s: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict, base: CareSettings | None = None) -> CareSettings:
+        """Apply the known, well-typed fields of ``data``; raise ValueError on a wrong type."""
         settings = dataclasses.replace(base or cls())
-        if isinstance(data.get("voice"), bool):
-            settings.voice = data["voice"]
-        if isinstance(data.get("music"), bool):
-            settings.music = data["music"]
-        if data.get("sensitivity") in SENSITIVITY:
+        for name in ("voice", "music"):
+            if name in data:
+                if not isinstance(data[name], bool):
+                    raise ValueError(f"setting {name!r} must be true or false")
+                setattr(settings, name, data[name])
+        if "sensitivity" in data:
+            if not isinstance(data["sensitivity"], str) or data["sensitivity"] not in SENSITIVITY:
+                raise ValueError(f"sensitivity must be one of {', '.join(SENSITIVITY)}")
             settings.sensitivity = data["sensitivity"]
-        cooldown = data.get("cooldown_s")
-        if isinstance(cooldown, int | float) and not isinstance(cooldown, bool):
-            settings.cooldown_s = float(min(3600, max(10, cooldown)))
+        if "cooldown_s" in data:
+            cooldown = data["cooldown_s"]
+            if cooldown is not None and (isinstance(cooldown, bool) or not isinstance(cooldown, int | float)):
+                raise ValueError("cooldown_s must be a number of seconds")
+            settings.cooldown_s = None if cooldown is None else float(min(3600, max(10, cooldown)))
         return settings
 
 
@@ -80,39 +88,65 @@ class CareSession:
         self.policy = policy
         self.profile = profile
         self.locale = locale
-        self.settings = CareSettings(cooldown_s=engine.config.cooldown_s)
+        self.settings = CareSettings()
         self._recent_clips: list[str] = []
         self._lock = threading.Lock()
 
     def configure(self, locale: str | None = None, profile: str | None = None, settings: dict | None = None) -> None:
-        """Apply the page's choices. ``profile`` reloads that profile's learned preferences."""
+        """Apply the page's choices. ``profile`` reloads that profile's learned preferences.
+
+        Raises ValueError, changing nothing, if a setting or the profile id is malformed.
+        """
         with self._lock:
-            if locale:
-                self.locale = locale
+            # everything that can be refused is checked before anything changes
+            new_settings = self.settings if settings is None else CareSettings.from_dict(settings, self.settings)
             if profile and profile != self.profile:
                 self.policy.prefs = self.engine.store.load(profile)  # raises ValueError if malformed
                 self.profile = profile
-            if settings is not None:
-                self.settings = CareSettings.from_dict(settings, self.settings)
-            sustain, threshold = SENSITIVITY[self.settings.sensitivity]
+            if locale:
+                self.locale = locale
+            self.settings = new_settings
+            base = self.engine.config
+            longer, clearer = SENSITIVITY[self.settings.sensitivity]
+            cooldown = base.cooldown_s if self.settings.cooldown_s is None else self.settings.cooldown_s
             self.policy.config = dataclasses.replace(
-                self.policy.config, sustain_s=sustain, threshold=threshold, cooldown_s=self.settings.cooldown_s
+                self.policy.config,
+                sustain_s=max(1.0, base.sustain_s + longer),
+                threshold=min(0.9, max(0.2, base.threshold + clearer)),
+                cooldown_s=cooldown,
             )
             self.policy.disabled = set() if self.settings.music else {"music"}
 
     def observe(self, label: str | None, confidence: float, t: float) -> CareAction | None:
         return self.policy.observe(label, confidence, t)
 
+    def forget(self) -> None:
+        """The person deleted their data: what feedback taught this session is gone too."""
+        with self._lock:
+            self.policy.prefs = Preferences()
+
     def feedback(self, action_id: str, verdict: str, t: float) -> CareAction:
         action = self.policy.feedback(action_id, verdict, t)
         self.engine.store.save(self.profile, self.policy.prefs)
         return action
 
-    def render(self, action: CareAction, audio_url) -> dict:
+    def speech_for(self, text: str, locale: str, audio_url) -> dict:
+        """Speak ``text`` on the server: the URL of its audio, or the page's own voice if none.
+
+        ``audio_url(name)`` makes the URL of a cached speech file. The first rendering of a
+        text takes up to a second or two, so callers send the card first (``speech=False``
+        in :meth:`render`) and this afterwards.
+        """
+        speech = self.engine.speech.render(text, locale) if self.engine.speech.available else None
+        if speech is None:
+            return {"url": None, "engine": "browser"}
+        return {"url": audio_url(speech.path.name), "engine": speech.engine, "duration_s": round(speech.duration_s, 2)}
+
+    def render(self, action: CareAction, audio_url, speech: bool = True) -> dict:
         """The ``care`` event for ``action``: text in the session's language, speech, extras.
 
-        ``audio_url(name)`` makes the URL of a cached speech file; rendering speech can take
-        a second, so callers run this off the event loop.
+        With ``speech=False`` the voice is only announced (``"engine": "pending"``) and comes
+        later from :meth:`speech_for`.
         """
         engine, locale = self.engine, self.locale
         text = engine.content.text(action.message_id, locale)
@@ -130,12 +164,10 @@ class CareSession:
             "help": None,
         }
         if self.settings.voice:
-            speech = engine.speech.render(text, locale) if engine.speech.available else None
-            payload["speech"] = (
-                {"url": audio_url(speech.path.name), "engine": speech.engine, "duration_s": round(speech.duration_s, 2)}
-                if speech
-                else {"url": None, "engine": "browser"}
-            )
+            if speech:
+                payload["speech"] = self.speech_for(text, locale, audio_url)
+            else:
+                payload["speech"] = {"url": None, "engine": "pending" if engine.speech.available else "browser"}
         if action.kind == "music":
             prefs = self.policy.prefs
             clip = engine.music.pick(
@@ -149,8 +181,17 @@ class CareSession:
             payload["exercise"] = localize_exercise(engine.content.exercise_by_id[action.exercise_id], locale)
         if action.kind == "help":
             disclaimer, lines = helplines(locale)
-            payload["help"] = {"disclaimer": disclaimer, "lines": lines[:4]}
+            payload["help"] = {"disclaimer": disclaimer, "lines": help_card_lines(lines)}
         return payload
+
+
+def help_card_lines(lines: list[dict], listed: int = 3) -> list[dict]:
+    """The first ``listed`` helplines, plus every emergency number and the directory of lines.
+
+    A card has little room, but it must never leave out where to turn in an emergency, nor
+    the directory that covers the countries the list does not.
+    """
+    return [line for i, line in enumerate(lines) if i < listed or line.get("emergency") or line.get("directory")]
 
 
 def localize_exercise(exercise: dict, locale: str) -> dict:

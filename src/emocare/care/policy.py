@@ -6,7 +6,9 @@ drives people away from such tools (repetition, nagging, wrong assumptions):
 
 - a negative mood (sad, angry, fear, disgust) held for ``sustain_s`` above a confidence
   threshold triggers care at once (well within 3 s of the trigger);
-- after an action, nothing for ``cooldown_s``; "not now" snoozes for ``snooze_s``;
+- after an action, nothing for ``cooldown_s``; "not now" snoozes for ``snooze_s``; past the
+  offer of help the pause doubles with each further card of the episode, and an episode
+  holds at most ``max_per_episode`` cards: care that goes on and on is nagging;
 - while distress lasts, care escalates: a message, then music or a breathing exercise, then a
   gentle offer of human help (once per episode), then it varies, never the same kind twice in
   a row when another fits;
@@ -41,8 +43,12 @@ class PolicyConfig:
     cooldown_s: float = 30.0
     snooze_s: float = 600.0
     recent_messages: int = 10
-    #: A distress episode ends after this long without a negative trigger.
+    #: A distress episode ends after this long without a confident negative mood.
     episode_gap_s: float = 180.0
+    #: Cards per distress episode, at most; after the offer of help, pauses double.
+    max_per_episode: int = 6
+    #: How much longer each pause gets after the offer of help (1: never longer).
+    backoff: float = 2.0
     positive_sustain_s: float = 5.0
     positive_cooldown_s: float = 600.0
     positive_chance: float = 0.5
@@ -62,6 +68,8 @@ class CareAction:
     exercise_id: str | None = None
     music_target: str | None = None
     music_clip: str | None = None
+    #: the person's answer to this card, once given (one answer per card)
+    feedback: str | None = None
     #: unique across sessions and restarts: the history stores actions by this id
     id: str = field(default_factory=lambda: f"care-{uuid.uuid4().hex[:16]}")
 
@@ -83,7 +91,7 @@ class CarePolicy:
         self.recent: deque[str] = deque(maxlen=config.recent_messages)
         #: Action kinds the person switched off (for example "music" in the settings).
         self.disabled: set[str] = set()
-        self.history: list[CareAction] = []
+        self.history: deque[CareAction] = deque(maxlen=100)  # the cards feedback can still answer
         self._lock = threading.Lock()
         self._run_label: str | None = None
         self._run_start = 0.0
@@ -110,11 +118,23 @@ class CarePolicy:
             if label != self._run_label:
                 self._run_label, self._run_start = label, t
             held = t - self._run_start
-            if t < self._snoozed_until or t - self._last_action_t < self.config.cooldown_s:
+            if label in NEGATIVE:
+                # the episode lasts while the mood shows, not only while cards are shown:
+                # with a long cooldown, escalation must still happen
+                if t - self._episode_last_t > self.config.episode_gap_s:
+                    self._episode_level, self._episode_helped = 0, False
+                self._episode_last_t = t
+            if t < self._snoozed_until or t - self._last_action_t < self._pause():
                 return None
             if label in NEGATIVE and held >= self.config.sustain_s:
-                kind, level = self._negative_kind(label, t)
-                return self._act(kind, label, t, level)
+                if self._episode_level >= self.config.max_per_episode:
+                    return None
+                kind, level = self._negative_kind(label)
+                action = self._act(kind, label, t, level)
+                if action is not None:  # only care that was really offered moves the episode on
+                    self._episode_level = level + 1
+                    self._episode_helped = self._episode_helped or kind == "help"
+                return action
             if (
                 label == "happy"
                 and held >= self.config.positive_sustain_s
@@ -133,21 +153,20 @@ class CarePolicy:
 
     # --- choosing --------------------------------------------------------------------------
 
-    def _negative_kind(self, emotion: str, t: float) -> tuple[str, int]:
-        if t - self._episode_last_t > self.config.episode_gap_s:
-            self._episode_level, self._episode_helped = 0, False
-        self._episode_last_t = t
+    def _pause(self) -> float:
+        """The cooldown after the last card, longer with each card past the offer of help."""
+        return self.config.cooldown_s * self.config.backoff ** max(0, self._episode_level - 3)
+
+    def _negative_kind(self, emotion: str) -> tuple[str, int]:
         level = self._episode_level
-        self._episode_level += 1
         if level == 0:
             return "message", level
         if level == 1:
             soothing = self._soothing_kinds(emotion)
             return self._best(soothing, default=soothing[0]), level
         if level == 2 and not self._episode_helped:
-            self._episode_helped = True
             return "help", level
-        options = [k for k in ("message", *self._soothing_kinds(emotion)) if k != self._last_kind]
+        options = [k for k in ("message", *self._soothing_kinds(emotion)) if k != self._last_kind] or ["message"]
         return self._best(options, default=self.rng.choice(options)), level
 
     def _soothing_kinds(self, emotion: str) -> list[str]:
@@ -190,8 +209,8 @@ class CarePolicy:
                 return None, extra
             exercise = self.rng.choice(exercises)
             extra["exercise_id"] = exercise["id"]
-            found = content.candidates(["breathing_intro"], exercise_kind=exercise["kind"])
-            found = found or content.candidates(["breathing_intro"])
+            intros = content.candidates(["breathing_intro"])
+            found = [m for m in intros if m.get("exercise_kind") in (exercise["kind"], "any")] or intros
         elif kind == "help":
             found = content.candidates(["help_offer"])
         elif kind == "encourage":
@@ -210,6 +229,9 @@ class CarePolicy:
             action = next((a for a in reversed(self.history) if a.id == action_id), None)
             if action is None:
                 raise KeyError(f"no care action {action_id!r} in this session")
+            if action.feedback is not None:
+                raise ValueError(f"care action {action_id!r} was already answered")
+            action.feedback = verdict
             prefs = self.prefs
             prefs.feedback_count += 1
             if verdict == "helpful":

@@ -50,6 +50,25 @@ class Preferences:
         self.threshold_boost[emotion] = _clamp(self.threshold_boost.get(emotion, 0.0) + amount, 0.0, 0.4)
 
 
+def _weights(value) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise TypeError("weights must be an object")
+    return {str(k): float(v) for k, v in value.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def _from_json(data) -> Preferences:
+    """Preferences from a parsed file, refusing anything but the shapes :meth:`save` writes."""
+    if not isinstance(data, dict):
+        raise TypeError("a preferences file holds one object")
+    count = data.get("feedback_count", 0)
+    return Preferences(
+        kind_weights=_weights(data.get("kind_weights", {})),
+        message_weights=_weights(data.get("message_weights", {})),
+        threshold_boost=_weights(data.get("threshold_boost", {})),
+        feedback_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
+    )
+
+
 class PreferenceStore:
     """Preferences as one small JSON file per profile, written atomically."""
 
@@ -65,11 +84,10 @@ class PreferenceStore:
     def load(self, profile: str) -> Preferences:
         path = self._path(profile)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return Preferences(**{k: v for k, v in data.items() if k in Preferences.__dataclass_fields__})
+            return _from_json(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             return Preferences()
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
             log.warning("preferences for %s unreadable (%s); starting fresh", profile, exc)
             return Preferences()
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from ..vision.types import EMOTIONS
 from .schema import care_actions, migrate, profiles, samples, sessions
@@ -69,11 +70,36 @@ class HistoryStore:
 
     # --- writing (called by the writer, in batches) -----------------------------------------
 
-    def write_batch(self, operations: Iterable[tuple[str, dict]]) -> None:
-        """Apply queued operations in one transaction: session open/close, samples, care."""
-        with self.engine.begin() as conn:
-            for kind, data in operations:
-                self._apply(conn, kind, data)
+    def write_batch(self, operations: Iterable[tuple[str, dict]]) -> int:
+        """Apply queued operations in one transaction; returns how many were refused.
+
+        An operation the database refuses for what it holds (a duplicate id, a malformed
+        row) must not hold back the good ones: the batch is then replayed one operation per
+        transaction and the bad ones are logged and dropped. Trouble with the database
+        itself (``OperationalError``: a full disk, a lock, a lost server) is raised, so the
+        caller keeps the whole batch and tries again later.
+        """
+        operations = list(operations)
+        try:
+            with self.engine.begin() as conn:
+                for kind, data in operations:
+                    self._apply(conn, kind, data)
+            return 0
+        except OperationalError:
+            raise
+        except Exception as exc:
+            log.warning("a history batch was refused (%s); writing it one operation at a time", exc)
+        refused = 0
+        for kind, data in operations:
+            try:
+                with self.engine.begin() as conn:
+                    self._apply(conn, kind, data)
+            except OperationalError:
+                raise
+            except Exception as exc:
+                refused += 1
+                log.error("dropping a history %s operation the database refuses: %s", kind, exc)
+        return refused
 
     @staticmethod
     def _apply(conn: Connection, kind: str, data: dict) -> None:
@@ -267,7 +293,13 @@ class HistoryStore:
                 days = self.default_retention_days if days is None else days
                 if not days:  # 0 or None: keep forever
                     continue
-                expired = (sessions.c.profile == profile, sessions.c.started_at < now - days * DAY)
+                cutoff = now - days * DAY
+                recent = select(samples.c.session_id).where(samples.c.ts >= cutoff)
+                expired = (
+                    sessions.c.profile == profile,
+                    sessions.c.started_at < cutoff,
+                    sessions.c.id.not_in(recent),  # a session still going on keeps its start
+                )
                 old = select(sessions.c.id).where(*expired)
                 conn.execute(delete(care_actions).where(care_actions.c.session_id.in_(old)))
                 conn.execute(delete(samples).where(samples.c.session_id.in_(old)))

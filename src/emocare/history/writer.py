@@ -7,7 +7,9 @@ one sample a second per session, a ``kill -9`` loses at most the last 2 s of sam
 
 When a write fails (a full disk, a locked or unreachable database) the batch stays in memory
 and is retried at the next flush: the live page keeps working and nothing is dropped until
-the in-memory backlog passes ``max_backlog`` operations.
+the in-memory backlog passes ``max_backlog`` operations; then the oldest samples go first,
+never the rows that open sessions. An operation the database refuses for its content is
+dropped alone (:meth:`HistoryStore.write_batch`), so it cannot block the rest for ever.
 """
 
 from __future__ import annotations
@@ -61,8 +63,10 @@ class HistoryWriter:
         self._backlog: list[tuple[str, dict]] = []
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
-        self._last_error_log = 0.0
+        self._last_error_log = float("-inf")
+        self._dropped_sessions: set[str] = set()
         self.written = 0
+        self.refused = 0
         self.failures = 0
 
     # --- called from the live stream (cheap) ------------------------------------------------
@@ -119,8 +123,21 @@ class HistoryWriter:
 
     # --- the background side ----------------------------------------------------------------
 
-    def flush(self) -> int:
-        """Write everything queued (and any backlog) in one transaction; returns rows written."""
+    def drop_sessions(self, session_ids: set[str]) -> None:
+        """Never write these sessions again (their person deleted their data), queued or not."""
+        with self._flush_lock:
+            self._dropped_sessions |= session_ids
+
+    def _keep(self, kind: str, data: dict) -> bool:
+        owner = data["id"] if kind in ("session", "end") else data.get("session_id")
+        return owner not in self._dropped_sessions
+
+    def flush(self, raise_errors: bool = False) -> int:
+        """Write everything queued (and any backlog) in one transaction; returns rows written.
+
+        With ``raise_errors`` a failed write is raised after the batch is kept for retry: a
+        caller that must know the history is on disk (delete) can refuse to go on.
+        """
         with self._flush_lock:
             batch = self._backlog
             self._backlog = []
@@ -129,26 +146,43 @@ class HistoryWriter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            if self._dropped_sessions:
+                batch = [op for op in batch if self._keep(*op)]
             if not batch:
                 return 0
             try:
-                self.run_blocking(self.store.write_batch, batch)
+                refused = self.run_blocking(self.store.write_batch, batch) or 0
             except Exception as exc:  # keep the data; try again at the next flush
                 self.failures += 1
-                self._backlog = batch[-self.max_backlog :]
-                if len(batch) > self.max_backlog:
-                    log.error("history backlog over %d operations: dropping the oldest", self.max_backlog)
+                self._backlog = self._trim(batch)
                 now = time.monotonic()
                 if now - self._last_error_log > 60:
                     self._last_error_log = now
                     log.error("writing the mood history failed (%s); %d operations kept for retry", exc, len(batch))
+                if raise_errors:
+                    raise
                 return 0
-            self.written += len(batch)
-            return len(batch)
+            self.refused += refused
+            self.written += len(batch) - refused
+            return len(batch) - refused
+
+    def _trim(self, batch: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+        """The backlog, cut to ``max_backlog`` by dropping the oldest samples first."""
+        excess = len(batch) - self.max_backlog
+        if excess <= 0:
+            return batch
+        log.error("history backlog over %d operations: dropping the %d oldest samples", self.max_backlog, excess)
+        kept = []
+        for op in batch:
+            if excess > 0 and op[0] == "sample":
+                excess -= 1
+                continue
+            kept.append(op)
+        return kept
 
     def run(self) -> None:
         """The background loop: flush every interval, purge old history now and then."""
-        last_purge = 0.0
+        last_purge = float("-inf")
         while not self._stop.is_set():
             self._stop.wait(self.flush_interval)
             self.flush()

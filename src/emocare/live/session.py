@@ -30,7 +30,11 @@ class LiveSession:
     care: object | None = None
     #: This connection's place in the mood history (a ``HistorySession``).
     history: object | None = None
+    #: False when the person switched the mood history off in the page's settings.
+    keep_history: bool = True
     tracker: FaceTracker = field(default_factory=FaceTracker)
+    #: Held while the page's ``configure`` is applied: two at once must not interleave.
+    configuring: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _in_flight: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -87,12 +91,14 @@ class LiveHub:
         history = self.history_factory() if self.history_factory else None
         return LiveSession(sid, tracker=FaceTracker(self.smoothing), care=care, history=history)
 
-    def get(self, sid: str) -> LiveSession:
+    def get(self, sid: str) -> LiveSession | None:
+        """The open session of ``sid``; None once it has disconnected (never a new one)."""
         with self._lock:
-            session = self._sessions.get(sid)
-            if session is None:
-                session = self._sessions[sid] = self._new(sid)
-            return session
+            return self._sessions.get(sid)
+
+    def sessions(self) -> list[LiveSession]:
+        with self._lock:
+            return list(self._sessions.values())
 
     def close(self, sid: str) -> LiveSession | None:
         with self._lock:

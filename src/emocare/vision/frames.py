@@ -14,6 +14,9 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+#: What a browser's canvas encodes; nothing else is parsed (each PIL plugin is attack surface).
+FORMATS = ("JPEG", "PNG", "WEBP")
+
 
 class FrameError(ValueError):
     """A frame that cannot be analysed; ``code`` is stable, ``message`` is for people."""
@@ -58,10 +61,13 @@ def check_frame(data: object, limits: FrameLimits = FrameLimits()) -> bytes:
             "Send a smaller or more compressed image.",
         )
     try:
-        with Image.open(io.BytesIO(data)) as header:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as header:
             width, height = header.size
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise FrameError("undecodable", "The frame is not a decodable image.") from exc
+    except Image.DecompressionBombError as exc:  # PIL's own guard against pixel bombs
+        message = f"The frame declares too many pixels; the limit is {limits.max_side} px per side."
+        raise FrameError("too_large", message) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise FrameError("undecodable", "The frame is not a decodable image (JPEG, PNG or WebP).") from exc
     if max(width, height) > limits.max_side:
         raise FrameError(
             "too_large",

@@ -18,6 +18,8 @@ from . import services, status_payload
 
 log = logging.getLogger(__name__)
 
+GONE = {"code": "no_session", "message": "This connection is closed: reload the page."}
+
 
 @socketio.on("connect")
 def on_connect(auth=None):
@@ -41,6 +43,9 @@ def on_frame(payload=None):
     svc = services(current_app)
     seq, image = _unpack(payload)
     session = svc.live.get(request.sid)
+    if session is None:
+        emit("error", {**GONE, "seq": seq})
+        return
     if not session.try_begin():
         if session.should_notify_busy():
             emit("error", {"code": "busy", "seq": seq, "message": "One frame at a time: wait for the previous result."})
@@ -65,17 +70,21 @@ def on_frame(payload=None):
     payload["faces"] = [face.to_dict() for face in tracked]
     emit("result", payload)
     primary = next((face for face in tracked if face.primary), None)
-    if primary is not None and session.history is not None:
+    history = session.history
+    if primary is not None and history is not None:
+        if not history.opened:
+            history.backend = analysis.backend  # what really ran, after any fallback
         confidence = primary.smoothed[primary.label]
-        svc.history.sample(session.history, primary.label, confidence, primary.smoothed, time.time())
+        svc.history.sample(history, primary.label, confidence, primary.smoothed, time.time())
     _care_step(svc, session, primary)
 
 
 def _care_step(svc, session, primary) -> None:
     """Feed the primary face's smoothed mood to this session's care policy; send what it offers.
 
-    After the result, so care never delays the live view; a failure here is logged and the
-    stream goes on.
+    After the result, so care never delays the live view; the card goes out before its voice
+    is rendered, so speech never delays the card. A failure here is logged and the stream
+    goes on.
     """
     care = session.care
     if care is None:
@@ -86,77 +95,129 @@ def _care_step(svc, session, primary) -> None:
             action = care.observe(None, 0.0, t)
         else:
             action = care.observe(primary.label, primary.smoothed[primary.label], t)
-        if action is not None:
-            emit("care", care.render(action, lambda name: url_for("care.audio", name=name)))
-            if session.history is not None:
-                svc.history.care(session.history, action, time.time())
+        if action is None:
+            return
+        audio_url = lambda name: url_for("care.audio", name=name)  # noqa: E731
+        card = care.render(action, audio_url, speech=False)
+        emit("care", card)
+        if session.history is not None:
+            svc.history.care(session.history, action, time.time())
+        if card["speech"] and card["speech"]["engine"] == "pending":
+            emit("care_speech", {"id": card["id"], **care.speech_for(card["text"], card["locale"], audio_url)})
     except Exception:
         log.exception("the care step failed")
 
 
 @socketio.on("configure")
 def on_configure(payload=None):
-    """The page's choices for its own session: backend, language, profile, care settings."""
+    """The page's choices for its own session: backend, language, profile, care and history settings.
+
+    One ``configure`` at a time per connection; a malformed one changes nothing and gets a
+    ``bad_settings`` error.
+    """
     svc = services(current_app)
-    payload = payload if isinstance(payload, dict) else {}
     session = svc.live.get(request.sid)
-    if session.care is not None and any(k in payload for k in ("locale", "profile", "settings")):
-        locale = payload.get("locale")
+    if session is None:
+        emit("error", GONE)
+        return
+    if not isinstance(payload, dict):
+        emit("error", {"code": "bad_settings", "message": "configure takes an object, see docs/protocol.md."})
+        return
+    with session.configuring:
         try:
-            session.care.configure(
-                locale=locale if locale in current_app.config["LANGUAGES"] else None,
-                profile=payload.get("profile") if isinstance(payload.get("profile"), str) else None,
-                settings=payload.get("settings") if isinstance(payload.get("settings"), dict) else None,
-            )
-        except ValueError as exc:
+            _configure_care(svc, session, payload)
+        except (ValueError, TypeError) as exc:
             emit("error", {"code": "bad_settings", "message": str(exc)})
             return
-        _follow_profile(svc, session)
-    if "backend" not in payload:
+        except Exception:
+            log.exception("applying the page's settings failed")
+            emit("error", {"code": "bad_settings", "message": "The settings could not be applied."})
+            return
+        if "backend" in payload:
+            _configure_backend(svc, session, payload["backend"])
+
+
+def _configure_care(svc, session, payload: dict) -> None:
+    locale, profile, settings = payload.get("locale"), payload.get("profile"), payload.get("settings")
+    if locale is not None and locale not in current_app.config["LANGUAGES"]:
+        raise ValueError(f"locale must be one of {', '.join(current_app.config['LANGUAGES'])}")
+    if profile is not None and not isinstance(profile, str):
+        raise ValueError("profile must be a string")
+    if settings is not None and not isinstance(settings, dict):
+        raise ValueError("settings must be an object")
+    keep = (settings or {}).get("history", session.keep_history)
+    if not isinstance(keep, bool):
+        raise ValueError("setting 'history' must be true or false")
+    if session.care is not None and (locale or profile or settings is not None):
+        session.care.configure(locale=locale, profile=profile, settings=settings)
+    session.keep_history = keep
+    _follow_profile(svc, session)
+
+
+def _follow_profile(svc, session) -> None:
+    """Keep the history session in step with the page: on or off, its profile and language."""
+    history, care = session.history, session.care
+    if not session.keep_history:
+        if history is not None:
+            svc.history.end(history, time.time())
+            session.history = None
         return
-    backend = payload.get("backend")
+    profile = care.profile if care is not None else "default"
+    if history is None or (history.opened and history.profile != profile):
+        if history is not None:
+            svc.history.end(history, time.time())  # a new profile starts a new history session
+        session.history = history = HistorySession(profile=profile, backend=session.backend)
+    history.profile = profile
+    if care is not None:
+        history.locale = care.locale
+
+
+def _configure_backend(svc, session, backend) -> None:
+    """Switch this session's analyzer, once it has warmed up; a failure keeps the old one."""
+    if backend is not None and not isinstance(backend, str):
+        emit("error", {"code": "bad_backend", "message": "backend must be a string, see docs/protocol.md."})
+        return
     try:
         vision = svc.visions.get(backend)
     except ValueError as exc:
         emit("error", {"code": "bad_backend", "message": str(exc)})
         return
-    session.backend = backend
     if not vision.ready:
         emit("status", status_payload(current_app, backend))  # "warming": DeepFace takes seconds
         try:
             svc.offload(vision.warm_up)
         except Exception:
             log.exception("warming up the %s backend failed", backend)
-            emit("status", {"state": "error", "message": f"The {backend} model failed to load."})
+            emit(
+                "status",
+                {
+                    **status_payload(current_app, session.backend),
+                    "state": "error",
+                    "requested": backend,
+                    "message": f"The {backend} model failed to load; still using the previous one.",
+                },
+            )
             return
+    session.backend = backend
     emit("status", status_payload(current_app, backend))
 
 
 @socketio.on("care_feedback")
 def on_care_feedback(payload=None):
-    """``{"id": "care-12", "verdict": "helpful" | "not_now" | "not_me"}`` for a care card."""
-    session = services(current_app).live.get(request.sid)
+    """``{"id": "care-12", "verdict": "helpful" | "not_now" | "not_me"}`` for a care card, once."""
+    svc = services(current_app)
+    session = svc.live.get(request.sid)
     payload = payload if isinstance(payload, dict) else {}
     try:
-        if session.care is None:
+        if session is None or session.care is None:
             raise KeyError("care is off")
         action = session.care.feedback(str(payload.get("id")), payload.get("verdict"), time.monotonic())
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         emit("error", {"code": "bad_feedback", "message": str(exc).strip("'\"")})
         return
-    services(current_app).history.feedback(action.id, payload["verdict"], time.time())
+    if session.history is not None:
+        svc.history.feedback(action.id, payload["verdict"], time.time())
     emit("care_feedback", {"id": action.id, "verdict": payload["verdict"], "ok": True})
-
-
-def _follow_profile(svc, session) -> None:
-    """Keep the history session's profile and language in step with the care session's."""
-    history, care = session.history, session.care
-    if history is None:
-        return
-    if history.opened and history.profile != care.profile:
-        svc.history.end(history, time.time())  # a new profile starts a new history session
-        session.history = history = HistorySession(profile=care.profile)
-    history.profile, history.locale, history.backend = care.profile, care.locale, session.backend
 
 
 def _unpack(payload) -> tuple[int | None, object]:

@@ -7,12 +7,18 @@ The person is known only by the random profile id their browser keeps (cookie
 from __future__ import annotations
 
 import json
+import logging
 import time
+from datetime import datetime
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 
 from ..care.preferences import PROFILE_RE
+from ..history import HistorySession
 from . import services
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("history", __name__, url_prefix="/history")
 
@@ -25,6 +31,23 @@ def current_profile() -> str:
     return profile if PROFILE_RE.match(profile) else "default"
 
 
+@bp.before_request
+def same_origin_only():
+    """The history's POST forms change data: refuse them when another site submits them.
+
+    Browsers say where a request comes from (``Sec-Fetch-Site``, ``Origin``); a page on
+    another site must not be able to delete someone's history or shorten its retention.
+    """
+    if request.method != "POST":
+        return
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        abort(403)
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        abort(403)
+
+
 def _store():
     writer = services(current_app).history
     writer.flush()  # show what the live page sent a moment ago, too
@@ -35,7 +58,7 @@ def _store():
 def index():
     store, profile = _store(), current_profile()
     now = time.time()
-    midnight = now - (now - time.timezone) % DAY  # local-server midnight, good enough for a day view
+    midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     return render_template(
         "history.html",
         profile=profile,
@@ -45,6 +68,7 @@ def index():
         retention=store.retention_days(profile),
         retention_choices=RETENTION_CHOICES,
         deleted=request.args.get("deleted"),
+        refused=request.args.get("refused"),
     )
 
 
@@ -84,10 +108,28 @@ def delete_all():
         abort(400)
     profile = current_profile()
     svc = services(current_app)
-    svc.history.flush()
+    _forget_live(svc, profile)
+    try:
+        svc.history.flush(raise_errors=True)  # what is queued must not come back after the delete
+    except Exception:
+        log.exception("delete refused: the history could not be written first")
+        return redirect(url_for("history.index", refused=1))
     svc.history.store.delete_profile(profile)
     svc.care.store.delete(profile)
     return redirect(url_for("history.index", deleted=1))
+
+
+def _forget_live(svc, profile: str) -> None:
+    """Pages of ``profile`` that are live now go on in fresh sessions, with nothing learned."""
+    stale = set()
+    for live in svc.live.sessions():
+        if live.care is not None and live.care.profile == profile:
+            live.care.forget()
+        old = live.history
+        if old is not None and old.profile == profile:
+            live.history = HistorySession(profile=profile, locale=old.locale, backend=old.backend)
+            stale.add(old.id)
+    svc.history.drop_sessions(stale)
 
 
 @bp.post("/retention")

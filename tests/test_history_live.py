@@ -1,0 +1,70 @@
+"""The history seen from a live page in this process: switching it off, deleting while live,
+and refusing forms that another site submits."""
+
+import time
+
+import pytest
+
+from emocare.extensions import socketio
+
+from .conftest import close_app, make_app
+
+
+@pytest.fixture
+def live_app(tmp_path):
+    app = make_app(tmp_path, ANALYZER="scripted", SCRIPTED_MOODS=["sad"], CARE_SUSTAIN_S=60.0)
+    yield app
+    close_app(app)
+
+
+def stream(sio, jpeg, seconds):
+    for seq in range(int(seconds * 10)):
+        sio.emit("frame", {"seq": seq, "image": jpeg})
+        time.sleep(0.1)
+    sio.get_received()
+
+
+def counts(app):
+    writer = app.extensions["emocare"].history
+    writer.flush()
+    return writer.store.counts()
+
+
+def test_history_switched_off_keeps_nothing(live_app, astronaut_jpeg):
+    sio = socketio.test_client(live_app)
+    sio.emit("configure", {"profile": "mei", "settings": {"history": False}})
+    stream(sio, astronaut_jpeg, 1.5)
+    assert counts(live_app) == {"sessions": 0, "samples": 0, "care_actions": 0}
+    sio.emit("configure", {"settings": {"history": True}})
+    stream(sio, astronaut_jpeg, 1.5)
+    assert counts(live_app)["samples"] >= 1
+    sio.disconnect()
+
+
+def test_delete_while_the_page_is_live(live_app, astronaut_jpeg):
+    client = live_app.test_client()
+    sio = socketio.test_client(live_app, flask_test_client=client)
+    sio.emit("configure", {"profile": "mei"})
+    stream(sio, astronaut_jpeg, 2.5)
+    store = live_app.extensions["emocare"].history.store
+    [old] = store.sessions_of("mei")
+    client.set_cookie("emocare_profile", "mei")
+    assert client.post("/history/delete", data={"confirm": "yes"}).status_code == 302
+    assert store.sessions_of("mei") == []
+    stream(sio, astronaut_jpeg, 1.5)  # the page goes on: in a new session, the old one stays gone
+    [new] = store.sessions_of("mei")
+    assert new["id"] != old["id"]
+    assert counts(live_app)["sessions"] == 1
+    sio.disconnect()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "same-site"}],
+)
+def test_forms_from_another_site_are_refused(client, headers):
+    client.set_cookie("emocare_profile", "mei")
+    assert client.post("/history/delete", data={"confirm": "yes"}, headers=headers).status_code == 403
+    assert client.post("/history/retention", data={"days": "7"}, headers=headers).status_code == 403
+    same = {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"}
+    assert client.post("/history/retention", data={"days": "7"}, headers=same).status_code == 302
