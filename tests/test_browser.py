@@ -126,6 +126,8 @@ def test_care_card_speaks_offers_music_and_takes_feedback(browser, start_server)
     page.wait_for_function("document.getElementById('care-text').textContent.length > 10")
     text = page.locator("#care-text").inner_text()
     assert any(w in text.lower() for w in ("you look", "you seem", "looks like"))
+    # the card comes first; its voice follows in a care_speech event
+    page.wait_for_function("document.getElementById('speech-audio').getAttribute('src')", timeout=10_000)
     source = page.locator("#speech-audio").get_attribute("src")
     assert source and source.startswith("/care/audio/")
     audio = page.request.get(server.url + source)
@@ -139,6 +141,7 @@ def test_care_card_speaks_offers_music_and_takes_feedback(browser, start_server)
     assert page.evaluate("document.getElementById('music-audio').paused")
     page.screenshot(path=str(ARTIFACTS / "care-music.png"))
     page.locator('#care-feedback button[data-verdict="helpful"]').click()
+    assert page.locator('#care-feedback button[data-verdict="not_now"]').is_disabled()  # one answer per card
     page.wait_for_selector('#care[data-feedback="helpful"]', timeout=5_000)
     assert "Thank you" in page.locator("#care-text").inner_text()
 
@@ -165,8 +168,15 @@ def test_breathing_guide_for_a_lasting_fearful_look(browser, start_server):
     page.wait_for_function("Number(document.getElementById('breath-count').textContent) > 0")
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "care-breathing-zh-CN.png"))
+    # the fear goes on and the next card (the offer of help) is due after 10 s: it must wait
+    # until the person has finished the exercise, never cut it off
+    page.wait_for_timeout(12_000)
+    assert page.locator("#care").get_attribute("data-kind") == "breathing"
+    assert page.locator("#exercise-stop").is_visible()
     page.locator("#exercise-stop").click()
     assert page.locator("#exercise-start").is_visible()
+    page.wait_for_selector('#care[data-kind="help"]', timeout=10_000)
+    assert page.locator("#help-lines li").count() >= 3
 
 
 def test_history_page_after_a_session(browser, start_server, tmp_path):

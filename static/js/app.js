@@ -28,15 +28,29 @@
   const backendSelect = $("backend-select");
   // the backend this page asked for; null: whatever the server's default is
   let chosenBackend = localStorage.getItem("emocare.backend");
+  if (![...backendSelect.options].some((o) => o.value === chosenBackend)) {
+    chosenBackend = null; // a stored choice this server does not offer (any more)
+    localStorage.removeItem("emocare.backend");
+  }
   if (chosenBackend) backendSelect.value = chosenBackend;
+  let activeBackend = chosenBackend; // the one the server confirmed for this page
   backendSelect.addEventListener("change", () => {
-    chosenBackend = backendSelect.value;
-    localStorage.setItem("emocare.backend", chosenBackend);
+    chooseBackend(backendSelect.value);
     if (state.socket && state.socket.connected) {
       state.ready = false;
-      state.socket.emit("configure", { backend: backendSelect.value });
+      state.socket.emit("configure", { backend: chosenBackend });
     }
   });
+
+  function chooseBackend(name) {
+    chosenBackend = name || null;
+    if (chosenBackend) {
+      backendSelect.value = chosenBackend;
+      localStorage.setItem("emocare.backend", chosenBackend);
+    } else {
+      localStorage.removeItem("emocare.backend");
+    }
+  }
 
   function t(key, values) {
     let text = strings[key] || key;
@@ -82,15 +96,17 @@
       if (!chosenBackend && msg.requested && [...backendSelect.options].some((o) => o.value === msg.requested)) {
         backendSelect.value = msg.requested;
       }
-      $("backend").textContent =
-        t("footer.backend", { backend: msg.backend }) + (msg.notice ? " — " + msg.notice : "");
+      const line = t("footer.backend", { backend: msg.backend }) + (msg.notice ? " — " + msg.notice : "");
+      $("backend").textContent = msg.state === "error" && msg.backend ? line + " — " + msg.message : line;
       $("backend").dataset.backend = msg.backend || "";
-      if (msg.state === "ready") {
-        state.ready = true;
-        if (state.running) {
-          setStatus("live");
-          schedule(0);
-        }
+      if (msg.state === "error" && msg.backend && msg.requested === chosenBackend) {
+        // the model asked for failed to load; the server kept the one this page had
+        chooseBackend(activeBackend);
+        backendSelect.value = msg.backend;
+        markReady();
+      } else if (msg.state === "ready") {
+        activeBackend = chosenBackend;
+        markReady();
       } else if (msg.state === "error") {
         setStatus("error", msg.message);
       } else {
@@ -106,6 +122,14 @@
       if (state.running) setStatus("disconnected");
     });
     return socket;
+  }
+
+  function markReady() {
+    state.ready = true;
+    if (state.running) {
+      setStatus("live");
+      schedule(0);
+    }
   }
 
   async function start() {
@@ -165,7 +189,8 @@
     state.inFlight = true;
     capture.toBlob(async (blob) => {
       if (!blob || !state.running) {
-        state.inFlight = false;
+        state.inFlight = false; // the canvas gave nothing (a busy tab): try the next frame
+        if (state.running) schedule(RETRY_AFTER_ERROR_MS);
         return;
       }
       const image = await blob.arrayBuffer();
@@ -202,10 +227,26 @@
     nextFrame();
   }
 
+  function errorText(msg) {
+    const key = "error." + msg.code;
+    return strings[key] ? t(key) : msg.message || msg.code;
+  }
+
   function onError(msg) {
+    msg = msg || {};
+    if (msg.code === "bad_backend") {
+      // the stored choice is not offered: go back to the server's default
+      chooseBackend(null);
+      if (state.socket) state.socket.emit("configure", { backend: null });
+    }
+    if (msg.seq === undefined || msg.seq !== state.seq) {
+      // not the answer to the frame in flight (settings, feedback, backend): only say so
+      if (msg.code !== "busy") $("backend").textContent = t("status.error") + ": " + errorText(msg);
+      return;
+    }
     clearTimeout(state.watchdog);
     state.inFlight = false;
-    if (msg && msg.code !== "busy") setStatus("error", t("status.error") + ": " + (msg.message || msg.code));
+    if (msg.code !== "busy") setStatus("error", t("status.error") + ": " + errorText(msg));
     if (state.running) schedule(RETRY_AFTER_ERROR_MS);
   }
 
@@ -228,9 +269,12 @@
       row.classList.toggle("top", !!face && row.dataset.emotion === labelOf(face));
     });
     dominantEl.dataset.emotion = face ? labelOf(face) : "";
-    dominantEl.textContent = face
-      ? t("scores.hint", { emotion: t("emotion." + labelOf(face)) })
-      : t("scores.none");
+    const label = face ? labelOf(face) : null;
+    dominantEl.textContent = !face
+      ? t("scores.none")
+      : label === "neutral"
+        ? t("scores.hint_neutral")
+        : t("scores.hint", { emotion: t("emotion." + label) });
   }
 
   function labelOf(face) {

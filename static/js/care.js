@@ -22,7 +22,9 @@
   function profileId() {
     let id = localStorage.getItem("emocare.profile");
     if (!id) {
-      id = "p-" + Math.random().toString(36).slice(2, 12);
+      // random and unguessable: on the server this id is the only key to a person's history
+      const bytes = crypto.getRandomValues(new Uint8Array(12));
+      id = "p-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
       localStorage.setItem("emocare.profile", id);
     }
     // the history pages are rendered by the server: they learn whose history to show from this
@@ -30,7 +32,8 @@
     return id;
   }
 
-  const defaults = { voice: true, music: true, sensitivity: "medium", cooldown_s: 30 };
+  // cooldown_s null: the server's configured cooldown
+  const defaults = { voice: true, music: true, sensitivity: "medium", cooldown_s: null, history: true };
   function loadSettings() {
     try {
       return Object.assign({}, defaults, JSON.parse(localStorage.getItem("emocare.settings") || "{}"));
@@ -44,17 +47,22 @@
     $("set-voice").checked = settings.voice;
     $("set-music").checked = settings.music;
     $("set-sensitivity").value = settings.sensitivity;
-    $("set-cooldown").value = String(settings.cooldown_s);
+    $("set-cooldown").value = settings.cooldown_s ? String(settings.cooldown_s) : "";
+    $("set-history").checked = settings.history;
+    $("history-off").hidden = settings.history;
   }
 
   function readSettings() {
+    const cooldown = $("set-cooldown").value;
     settings = {
       voice: $("set-voice").checked,
       music: $("set-music").checked,
       sensitivity: $("set-sensitivity").value,
-      cooldown_s: Number($("set-cooldown").value),
+      cooldown_s: cooldown ? Number(cooldown) : null,
+      history: $("set-history").checked,
     };
     localStorage.setItem("emocare.settings", JSON.stringify(settings));
+    $("history-off").hidden = settings.history;
     sendConfig();
   }
 
@@ -64,7 +72,7 @@
     }
   }
 
-  ["set-voice", "set-music", "set-sensitivity", "set-cooldown"].forEach((id) =>
+  ["set-voice", "set-music", "set-sensitivity", "set-cooldown", "set-history"].forEach((id) =>
     $(id).addEventListener("change", readSettings)
   );
   showSettings();
@@ -89,7 +97,7 @@
     box.hidden = !care.speech;
     $("speech-note").textContent = "";
     speechAudio.removeAttribute("src");
-    if (!care.speech) return;
+    if (!care.speech || care.speech.engine === "pending") return; // its voice follows (care_speech)
     if (care.speech.url) {
       speechAudio.src = care.speech.url;
       speechAudio.play().catch(() => {}); // allowed: the person clicked Start camera
@@ -142,7 +150,35 @@
     });
   }
 
+  let pending = null; // a card that arrived while the person was busy with the current one
+
+  function busy() {
+    return exerciseTimer !== null || (!musicAudio.paused && !musicAudio.ended);
+  }
+
   function onCare(care) {
+    if (current && busy()) {
+      // never cut off a breathing exercise or a song the person chose to play
+      pending = { care: care, at: Date.now() };
+      return;
+    }
+    showCard(care);
+  }
+
+  function showPending() {
+    const waiting = pending;
+    pending = null;
+    if (waiting && !busy() && Date.now() - waiting.at < 120000) showCard(waiting.care);
+  }
+
+  function onSpeech(speech) {
+    if (pending && pending.care.id === speech.id) pending.care.speech = speech;
+    if (!current || current.id !== speech.id) return;
+    current.speech = speech;
+    speak(current);
+  }
+
+  function showCard(care) {
     stopAudio();
     stopExercise();
     current = care;
@@ -150,6 +186,7 @@
     card.dataset.emotion = care.emotion;
     card.dataset.feedback = "";
     $("care-feedback").hidden = false;
+    document.querySelectorAll("#care-feedback button").forEach((button) => (button.disabled = false));
     // show the card first, then write into its live region, so screen readers announce it
     card.hidden = false;
     $("care-text").textContent = "";
@@ -178,8 +215,10 @@
   }
 
   function stopExercise() {
+    const wasRunning = exerciseTimer !== null;
     clearTimeout(exerciseTimer);
     exerciseTimer = null;
+    if (wasRunning) setTimeout(showPending, 3000); // a moment of quiet before anything new
     const circle = $("breath-circle");
     circle.style.transitionDuration = "0.6s";
     circle.dataset.phase = "";
@@ -207,11 +246,9 @@
     }
     const next = (i) => {
       if (i >= steps.length) {
-        $("breath-text").textContent = exercise.outro;
         $("breath-count").textContent = "";
-        circle.dataset.phase = "";
-        $("exercise-start").hidden = false;
-        $("exercise-stop").hidden = true;
+        stopExercise();
+        $("breath-text").textContent = exercise.outro;
         return;
       }
       const { phase, cycle } = steps[i];
@@ -227,9 +264,10 @@
   function runGrounding(exercise) {
     const next = (i) => {
       if (i >= exercise.steps.length) {
-        $("breath-text").textContent = exercise.outro;
         $("breath-count").textContent = "";
-        return stopExercise();
+        stopExercise();
+        $("breath-text").textContent = exercise.outro;
+        return;
       }
       countdown(exercise.steps[i].seconds, exercise.steps[i].text, () => next(i + 1));
     };
@@ -265,19 +303,27 @@
 
   document.querySelectorAll("#care-feedback button").forEach((button) =>
     button.addEventListener("click", () => {
-      if (!current || !socket) return;
+      if (!current || !socket || card.dataset.feedback) return;
+      card.dataset.feedback = "sent"; // one answer per card
+      document.querySelectorAll("#care-feedback button").forEach((b) => (b.disabled = true));
       socket.emit("care_feedback", { id: current.id, verdict: button.dataset.verdict });
       if (button.dataset.verdict !== "helpful") stopAudio();
     })
   );
 
-  document.addEventListener("emocare:stopped", hideCard);
+  musicAudio.addEventListener("ended", showPending);
+  musicAudio.addEventListener("pause", () => setTimeout(showPending, 3000));
+  document.addEventListener("emocare:stopped", () => {
+    pending = null;
+    hideCard();
+  });
 
   app.onSocket((sock) => {
     socket = sock;
     sock.on("connect", sendConfig);
     if (sock.connected) sendConfig();
     sock.on("care", onCare);
+    sock.on("care_speech", onSpeech);
     sock.on("care_feedback", (ack) => {
       if (!current || ack.id !== current.id) return;
       $("care-text").textContent = t("care.thanks");
