@@ -162,3 +162,11 @@ def test_music_switched_off_never_breaks_the_choice(content):
     actions = stream(p, "sad", 200)
     assert [a.kind for a in actions][:3] == ["message", "message", "help"]
     assert len(actions) == 6 and "music" not in {a.kind for a in actions}
+
+
+def test_a_smile_after_a_long_episode_waits_only_the_plain_cooldown(content):
+    p = policy(content, cooldown_s=10, positive_chance=1.0)
+    sad = stream(p, "sad", 100)
+    assert len(sad) == 6 and sad[-1].t > 90  # the sixth card came after a pause of 40 s
+    [encourage] = stream(p, "happy", 30, start=100)  # 80 s would be the episode's next pause
+    assert encourage.kind == "encourage" and encourage.t - 100 <= 10

@@ -96,6 +96,7 @@ def test_chinese_and_feedback_persisted(care_app, astronaut_jpeg, tmp_path):
         ({"profile": 7}, "bad_settings"),
         ({"backend": []}, "bad_backend"),
         ({"backend": "tesseract"}, "bad_backend"),
+        ({"settings": {"sensitivity": "high"}, "backend": "nope"}, "bad_backend"),  # all or nothing
         ("configure", "bad_settings"),
     ],
 )

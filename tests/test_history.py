@@ -217,3 +217,36 @@ def test_purge_keeps_a_session_that_is_still_going_on(store):
     record(writer, long_one, ["happy"], start=now - 60)  # …and still live a minute ago
     writer.flush()
     assert store.purge(now) == 0 and len(store.sessions_of("a")) == 1
+
+
+def test_delete_drops_late_writes_of_the_old_session(store):
+    """A frame handler that still holds the deleted session must not bring it back."""
+    writer = HistoryWriter(store)
+    old, new = HistorySession(profile="mei"), HistorySession(profile="mei")
+    record(writer, old, ["sad"] * 3)
+    assert writer.delete_profile("mei", lambda: {old.id}) == 1
+    assert store.sessions_of("mei") == []
+    record(writer, old, ["sad"], start=1_700_000_100)  # late, for the deleted session
+    record(writer, new, ["happy"], start=1_700_000_101)
+    writer.flush()
+    assert [s["id"] for s in store.sessions_of("mei")] == [new.id]
+    assert len(store.export("mei")["samples"]) == 1 and writer.refused == 0  # dropped, not refused
+
+
+def test_a_delete_that_cannot_flush_first_changes_nothing(store):
+    writer = HistoryWriter(store)
+    session = HistorySession(profile="mei")
+    record(writer, session, ["sad"] * 3)
+    writer.flush()
+    record(writer, session, ["fear"] * 2, start=1_700_000_010)
+    real, forgotten = store.write_batch, []
+
+    def full_disk(batch):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    store.write_batch = full_disk
+    with pytest.raises(sqlite3.OperationalError):
+        writer.delete_profile("mei", lambda: forgotten.append(1) or {session.id})
+    store.write_batch = real
+    assert forgotten == [] and len(store.sessions_of("mei")) == 1  # nothing forgotten, nothing deleted
+    assert writer.flush() == 2 and len(store.export("mei")["samples"]) == 5

@@ -1,6 +1,7 @@
 """The history seen from a live page in this process: switching it off, deleting while live,
 and refusing forms that another site submits."""
 
+import sqlite3
 import time
 
 import pytest
@@ -55,6 +56,30 @@ def test_delete_while_the_page_is_live(live_app, astronaut_jpeg):
     [new] = store.sessions_of("mei")
     assert new["id"] != old["id"]
     assert counts(live_app)["sessions"] == 1
+    sio.disconnect()
+
+
+def test_a_refused_delete_leaves_the_live_page_alone(live_app, astronaut_jpeg):
+    client = live_app.test_client()
+    sio = socketio.test_client(live_app, flask_test_client=client)
+    sio.emit("configure", {"profile": "mei"})
+    stream(sio, astronaut_jpeg, 1.5)
+    svc = live_app.extensions["emocare"]
+    [live] = svc.live.sessions()
+    history, prefs = live.history, live.care.policy.prefs
+    real = svc.history.store.write_batch
+
+    def full_disk(batch):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    svc.history.store.write_batch = full_disk
+    stream(sio, astronaut_jpeg, 1.5)  # queued, and now unwritable
+    client.set_cookie("emocare_profile", "mei")
+    answer = client.post("/history/delete", data={"confirm": "yes"}, follow_redirects=True)
+    assert answer.status_code == 200 and "refused-notice" in answer.text
+    assert live.history is history and live.care.policy.prefs is prefs
+    svc.history.store.write_batch = real
+    assert counts(live_app)["sessions"] == 1 and counts(live_app)["samples"] >= 2  # nothing lost
     sio.disconnect()
 
 

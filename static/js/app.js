@@ -33,7 +33,7 @@
     localStorage.removeItem("emocare.backend");
   }
   if (chosenBackend) backendSelect.value = chosenBackend;
-  let activeBackend = chosenBackend; // the one the server confirmed for this page
+  let activeBackend = null; // the one the server confirmed ready for this page
   backendSelect.addEventListener("change", () => {
     chooseBackend(backendSelect.value);
     if (state.socket && state.socket.connected) {

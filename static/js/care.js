@@ -151,6 +151,7 @@
   }
 
   let pending = null; // a card that arrived while the person was busy with the current one
+  let speechHushed = false; // the person pressed Stop on this card's voice
 
   function busy() {
     return exerciseTimer !== null || (!musicAudio.paused && !musicAudio.ended);
@@ -166,21 +167,34 @@
   }
 
   function showPending() {
-    const waiting = pending;
+    if (!pending) return;
+    if (Date.now() - pending.at > 120000) {
+      pending = null; // the moment has passed
+      return;
+    }
+    if (busy()) return; // still breathing or listening: wait for the next end
+    const waiting = pending.care;
     pending = null;
-    if (waiting && !busy() && Date.now() - waiting.at < 120000) showCard(waiting.care);
+    showCard(waiting);
   }
 
   function onSpeech(speech) {
     if (pending && pending.care.id === speech.id) pending.care.speech = speech;
     if (!current || current.id !== speech.id) return;
     current.speech = speech;
+    // the voice comes a moment after the card: not if the person already answered or hushed it
+    if (card.dataset.feedback || speechHushed) {
+      $("care-speech").hidden = false;
+      if (speech.url) speechAudio.src = speech.url; // still there for the Play button
+      return;
+    }
     speak(current);
   }
 
   function showCard(care) {
     stopAudio();
     stopExercise();
+    speechHushed = false;
     current = care;
     card.dataset.kind = care.kind;
     card.dataset.emotion = care.emotion;
@@ -296,10 +310,14 @@
     }
   });
   $("speech-stop").addEventListener("click", () => {
+    speechHushed = true;
     speechAudio.pause();
     if (window.speechSynthesis) window.speechSynthesis.cancel();
   });
-  $("care-dismiss").addEventListener("click", hideCard);
+  $("care-dismiss").addEventListener("click", () => {
+    pending = null; // "go away" covers what was waiting, too
+    hideCard();
+  });
 
   document.querySelectorAll("#care-feedback button").forEach((button) =>
     button.addEventListener("click", () => {
@@ -307,7 +325,10 @@
       card.dataset.feedback = "sent"; // one answer per card
       document.querySelectorAll("#care-feedback button").forEach((b) => (b.disabled = true));
       socket.emit("care_feedback", { id: current.id, verdict: button.dataset.verdict });
-      if (button.dataset.verdict !== "helpful") stopAudio();
+      if (button.dataset.verdict !== "helpful") {
+        pending = null; // "not now" means nothing else now, either
+        stopAudio();
+      }
     })
   );
 

@@ -124,7 +124,8 @@ class CarePolicy:
                 if t - self._episode_last_t > self.config.episode_gap_s:
                     self._episode_level, self._episode_helped = 0, False
                 self._episode_last_t = t
-            if t < self._snoozed_until or t - self._last_action_t < self._pause():
+            pause = self._pause() if label in NEGATIVE else self.config.cooldown_s
+            if t < self._snoozed_until or t - self._last_action_t < pause:
                 return None
             if label in NEGATIVE and held >= self.config.sustain_s:
                 if self._episode_level >= self.config.max_per_episode:
@@ -154,7 +155,10 @@ class CarePolicy:
     # --- choosing --------------------------------------------------------------------------
 
     def _pause(self) -> float:
-        """The cooldown after the last card, longer with each card past the offer of help."""
+        """The cooldown in a distress episode, longer with each card past the offer of help.
+
+        Only negative moods wait this long: a smile after a long episode gets the plain cooldown.
+        """
         return self.config.cooldown_s * self.config.backoff ** max(0, self._episode_level - 3)
 
     def _negative_kind(self, emotion: str) -> tuple[str, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -51,9 +52,19 @@ class Preferences:
 
 
 def _weights(value) -> dict[str, float]:
+    """Finite numbers only: a hand-edited file with 1e999 or a huge integer is skipped, not fatal."""
     if not isinstance(value, dict):
         raise TypeError("weights must be an object")
-    return {str(k): float(v) for k, v in value.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    weights = {}
+    for key, raw in value.items():
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            try:
+                number = float(raw)
+            except OverflowError:
+                continue
+            if math.isfinite(number):
+                weights[str(key)] = number
+    return weights
 
 
 def _from_json(data) -> Preferences:

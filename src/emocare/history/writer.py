@@ -123,10 +123,19 @@ class HistoryWriter:
 
     # --- the background side ----------------------------------------------------------------
 
-    def drop_sessions(self, session_ids: set[str]) -> None:
-        """Never write these sessions again (their person deleted their data), queued or not."""
+    def delete_profile(self, profile: str, forget_live: Callable[[], set[str]]) -> int:
+        """Delete ``profile``'s history for good, even while pages of it are live.
+
+        First everything queued is written; if that fails the error is raised and nothing has
+        changed. Then, with the writer held so no flush can slip in between,
+        ``forget_live()`` moves the live pages of the profile to new sessions and returns the
+        ids of their old ones (whose late writes are dropped from now on), and the rows are
+        deleted. Returns the sessions removed.
+        """
         with self._flush_lock:
-            self._dropped_sessions |= session_ids
+            self._flush_locked(raise_errors=True)
+            self._dropped_sessions |= forget_live()
+            return self.run_blocking(self.store.delete_profile, profile)
 
     def _keep(self, kind: str, data: dict) -> bool:
         owner = data["id"] if kind in ("session", "end") else data.get("session_id")
@@ -139,32 +148,35 @@ class HistoryWriter:
         caller that must know the history is on disk (delete) can refuse to go on.
         """
         with self._flush_lock:
-            batch = self._backlog
-            self._backlog = []
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if self._dropped_sessions:
-                batch = [op for op in batch if self._keep(*op)]
-            if not batch:
-                return 0
+            return self._flush_locked(raise_errors)
+
+    def _flush_locked(self, raise_errors: bool) -> int:
+        batch = self._backlog
+        self._backlog = []
+        while True:
             try:
-                refused = self.run_blocking(self.store.write_batch, batch) or 0
-            except Exception as exc:  # keep the data; try again at the next flush
-                self.failures += 1
-                self._backlog = self._trim(batch)
-                now = time.monotonic()
-                if now - self._last_error_log > 60:
-                    self._last_error_log = now
-                    log.error("writing the mood history failed (%s); %d operations kept for retry", exc, len(batch))
-                if raise_errors:
-                    raise
-                return 0
-            self.refused += refused
-            self.written += len(batch) - refused
-            return len(batch) - refused
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if self._dropped_sessions:
+            batch = [op for op in batch if self._keep(*op)]
+        if not batch:
+            return 0
+        try:
+            refused = self.run_blocking(self.store.write_batch, batch) or 0
+        except Exception as exc:  # keep the data; try again at the next flush
+            self.failures += 1
+            self._backlog = self._trim(batch)
+            now = time.monotonic()
+            if now - self._last_error_log > 60:
+                self._last_error_log = now
+                log.error("writing the mood history failed (%s); %d operations kept for retry", exc, len(batch))
+            if raise_errors:
+                raise
+            return 0
+        self.refused += refused
+        self.written += len(batch) - refused
+        return len(batch) - refused
 
     def _trim(self, batch: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
         """The backlog, cut to ``max_backlog`` by dropping the oldest samples first."""

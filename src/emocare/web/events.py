@@ -13,7 +13,7 @@ from flask_socketio import emit
 
 from ..extensions import socketio
 from ..history import HistorySession
-from ..vision import FrameError
+from ..vision import BACKENDS, FrameError
 from . import services, status_payload
 
 log = logging.getLogger(__name__)
@@ -102,10 +102,16 @@ def _care_step(svc, session, primary) -> None:
         emit("care", card)
         if session.history is not None:
             svc.history.care(session.history, action, time.time())
-        if card["speech"] and card["speech"]["engine"] == "pending":
-            emit("care_speech", {"id": card["id"], **care.speech_for(card["text"], card["locale"], audio_url)})
     except Exception:
         log.exception("the care step failed")
+        return
+    if card["speech"] and card["speech"]["engine"] == "pending":
+        try:
+            speech = care.speech_for(card["text"], card["locale"], audio_url)
+        except Exception:  # the card promised a voice: the page speaks it itself
+            log.exception("rendering a spoken reply failed")
+            speech = {"url": None, "engine": "browser"}
+        emit("care_speech", {"id": card["id"], **speech})
 
 
 @socketio.on("configure")
@@ -123,6 +129,10 @@ def on_configure(payload=None):
     if not isinstance(payload, dict):
         emit("error", {"code": "bad_settings", "message": "configure takes an object, see docs/protocol.md."})
         return
+    backend = payload.get("backend")
+    if "backend" in payload and not _valid_backend(svc, backend):
+        emit("error", {"code": "bad_backend", "message": f"Unknown analyzer; choose one of {', '.join(BACKENDS)}."})
+        return  # before anything else of this configure is applied
     with session.configuring:
         try:
             _configure_care(svc, session, payload)
@@ -134,7 +144,11 @@ def on_configure(payload=None):
             emit("error", {"code": "bad_settings", "message": "The settings could not be applied."})
             return
         if "backend" in payload:
-            _configure_backend(svc, session, payload["backend"])
+            _configure_backend(svc, session, backend)
+
+
+def _valid_backend(svc, backend) -> bool:
+    return backend is None or (isinstance(backend, str) and backend in svc.visions.allowed)
 
 
 def _configure_care(svc, session, payload: dict) -> None:
@@ -173,15 +187,11 @@ def _follow_profile(svc, session) -> None:
 
 
 def _configure_backend(svc, session, backend) -> None:
-    """Switch this session's analyzer, once it has warmed up; a failure keeps the old one."""
-    if backend is not None and not isinstance(backend, str):
-        emit("error", {"code": "bad_backend", "message": "backend must be a string, see docs/protocol.md."})
-        return
-    try:
-        vision = svc.visions.get(backend)
-    except ValueError as exc:
-        emit("error", {"code": "bad_backend", "message": str(exc)})
-        return
+    """Switch this session's analyzer (already validated), once it has warmed up.
+
+    A backend that fails to load leaves the session on the one it had.
+    """
+    vision = svc.visions.get(backend)
     if not vision.ready:
         emit("status", status_payload(current_app, backend))  # "warming": DeepFace takes seconds
         try:

@@ -108,19 +108,21 @@ def delete_all():
         abort(400)
     profile = current_profile()
     svc = services(current_app)
-    _forget_live(svc, profile)
     try:
-        svc.history.flush(raise_errors=True)  # what is queued must not come back after the delete
+        # what is queued is written first, so nothing deleted can come back after the delete
+        svc.history.delete_profile(profile, lambda: _forget_live(svc, profile))
     except Exception:
-        log.exception("delete refused: the history could not be written first")
+        log.exception("delete refused: the queued history could not be written first")
         return redirect(url_for("history.index", refused=1))
-    svc.history.store.delete_profile(profile)
     svc.care.store.delete(profile)
     return redirect(url_for("history.index", deleted=1))
 
 
-def _forget_live(svc, profile: str) -> None:
-    """Pages of ``profile`` that are live now go on in fresh sessions, with nothing learned."""
+def _forget_live(svc, profile: str) -> set[str]:
+    """Pages of ``profile`` that are live now go on in fresh sessions, with nothing learned.
+
+    Returns the ids of the sessions they leave, whose late writes the writer drops.
+    """
     stale = set()
     for live in svc.live.sessions():
         if live.care is not None and live.care.profile == profile:
@@ -129,7 +131,7 @@ def _forget_live(svc, profile: str) -> None:
         if old is not None and old.profile == profile:
             live.history = HistorySession(profile=profile, locale=old.locale, backend=old.backend)
             stale.add(old.id)
-    svc.history.drop_sessions(stale)
+    return stale
 
 
 @bp.post("/retention")
