@@ -27,8 +27,9 @@
   const capture = document.createElement("canvas");
   const backendSelect = $("backend-select");
   // the backend this page asked for; null: whatever the server's default is
+  const offered = (name) => [...backendSelect.options].some((o) => o.value === name);
   let chosenBackend = localStorage.getItem("emocare.backend");
-  if (![...backendSelect.options].some((o) => o.value === chosenBackend)) {
+  if (!offered(chosenBackend)) {
     chosenBackend = null; // a stored choice this server does not offer (any more)
     localStorage.removeItem("emocare.backend");
   }
@@ -93,7 +94,7 @@
     socket.on("status", (msg) => {
       // a broadcast about the server's default model does not concern a page that chose another
       if (chosenBackend && msg.requested && msg.requested !== chosenBackend && msg.state !== "error") return;
-      if (!chosenBackend && msg.requested && [...backendSelect.options].some((o) => o.value === msg.requested)) {
+      if (!chosenBackend && offered(msg.requested)) {
         backendSelect.value = msg.requested;
       }
       const line = t("footer.backend", { backend: msg.backend }) + (msg.notice ? " — " + msg.notice : "");

@@ -134,19 +134,19 @@ class CareSession:
         """Speak ``text`` on the server: the URL of its audio, or the page's own voice if none.
 
         ``audio_url(name)`` makes the URL of a cached speech file. The first rendering of a
-        text takes up to a second or two, so callers send the card first (``speech=False``
-        in :meth:`render`) and this afterwards.
+        text takes up to a second or two, so callers send the card (:meth:`render`) first and
+        this afterwards.
         """
         speech = self.engine.speech.render(text, locale) if self.engine.speech.available else None
         if speech is None:
             return {"url": None, "engine": "browser"}
         return {"url": audio_url(speech.path.name), "engine": speech.engine, "duration_s": round(speech.duration_s, 2)}
 
-    def render(self, action: CareAction, audio_url, speech: bool = True) -> dict:
-        """The ``care`` event for ``action``: text in the session's language, speech, extras.
+    def render(self, action: CareAction) -> dict:
+        """The ``care`` event for ``action``: text in the session's language, extras.
 
-        With ``speech=False`` the voice is only announced (``"engine": "pending"``) and comes
-        later from :meth:`speech_for`.
+        Its voice is only announced here (``"engine": "pending"``) and comes from
+        :meth:`speech_for`, so the card never waits for speech.
         """
         engine, locale = self.engine, self.locale
         text = engine.content.text(action.message_id, locale)
@@ -164,10 +164,7 @@ class CareSession:
             "help": None,
         }
         if self.settings.voice:
-            if speech:
-                payload["speech"] = self.speech_for(text, locale, audio_url)
-            else:
-                payload["speech"] = {"url": None, "engine": "pending" if engine.speech.available else "browser"}
+            payload["speech"] = {"url": None, "engine": "pending" if engine.speech.available else "browser"}
         if action.kind == "music":
             prefs = self.policy.prefs
             clip = engine.music.pick(

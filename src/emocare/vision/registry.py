@@ -22,11 +22,17 @@ class VisionRegistry:
         self._services: dict[str, object] = {}
         self._lock = threading.Lock()
 
+    def check(self, name: object) -> str:
+        """The backend ``name`` stands for (None: the default); ValueError if it is not one."""
+        if name is None:
+            return self.default
+        if not isinstance(name, str) or name not in self.allowed:
+            raise ValueError(f"Unknown analyzer {name!r}; choose one of {', '.join(BACKENDS)}.")
+        return name
+
     def get(self, name: str | None = None):
         """The service for backend ``name`` (the default when None); raises ValueError if unknown."""
-        name = name or self.default
-        if name not in self.allowed:
-            raise ValueError(f"Unknown analyzer {name!r}; choose one of {', '.join(BACKENDS)}.")
+        name = self.check(name)
         with self._lock:
             service = self._services.get(name)
             if service is None:

@@ -13,7 +13,7 @@ from flask_socketio import emit
 
 from ..extensions import socketio
 from ..history import HistorySession
-from ..vision import BACKENDS, FrameError
+from ..vision import FrameError
 from . import services, status_payload
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,7 @@ def _care_step(svc, session, primary) -> None:
             action = care.observe(primary.label, primary.smoothed[primary.label], t)
         if action is None:
             return
-        audio_url = lambda name: url_for("care.audio", name=name)  # noqa: E731
-        card = care.render(action, audio_url, speech=False)
+        card = care.render(action)
         emit("care", card)
         if session.history is not None:
             svc.history.care(session.history, action, time.time())
@@ -107,7 +106,7 @@ def _care_step(svc, session, primary) -> None:
         return
     if card["speech"] and card["speech"]["engine"] == "pending":
         try:
-            speech = care.speech_for(card["text"], card["locale"], audio_url)
+            speech = care.speech_for(card["text"], card["locale"], lambda name: url_for("care.audio", name=name))
         except Exception:  # the card promised a voice: the page speaks it itself
             log.exception("rendering a spoken reply failed")
             speech = {"url": None, "engine": "browser"}
@@ -130,9 +129,12 @@ def on_configure(payload=None):
         emit("error", {"code": "bad_settings", "message": "configure takes an object, see docs/protocol.md."})
         return
     backend = payload.get("backend")
-    if "backend" in payload and not _valid_backend(svc, backend):
-        emit("error", {"code": "bad_backend", "message": f"Unknown analyzer; choose one of {', '.join(BACKENDS)}."})
-        return  # before anything else of this configure is applied
+    if "backend" in payload:
+        try:
+            svc.visions.check(backend)
+        except ValueError as exc:
+            emit("error", {"code": "bad_backend", "message": str(exc)})
+            return  # before anything else of this configure is applied
     with session.configuring:
         try:
             _configure_care(svc, session, payload)
@@ -145,10 +147,6 @@ def on_configure(payload=None):
             return
         if "backend" in payload:
             _configure_backend(svc, session, backend)
-
-
-def _valid_backend(svc, backend) -> bool:
-    return backend is None or (isinstance(backend, str) and backend in svc.visions.allowed)
 
 
 def _configure_care(svc, session, payload: dict) -> None:
