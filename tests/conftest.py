@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -58,6 +60,20 @@ def socketio_client(app, client):
     yield sio
     if sio.is_connected():
         sio.disconnect()
+
+
+@contextlib.contextmanager
+def unwritable(store, error: str = "database or disk is full") -> Iterator[None]:
+    """Every history write fails, as SQLite's do on a full disk, until the block ends."""
+
+    def refuse(batch):
+        raise sqlite3.OperationalError(error)
+
+    store.write_batch = refuse
+    try:
+        yield
+    finally:
+        del store.write_batch  # the store's own method again
 
 
 # --- real images -----------------------------------------------------------------------------

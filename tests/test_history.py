@@ -14,6 +14,8 @@ from emocare.history import HistorySession, HistoryStore, HistoryWriter
 from emocare.vision.scripted import scores_for
 from emocare.vision.types import EMOTIONS
 
+from .conftest import unwritable
+
 
 @pytest.fixture
 def db(tmp_path):
@@ -195,14 +197,8 @@ def test_a_trimmed_backlog_keeps_the_session_rows(store, db):
     session = HistorySession(profile="kai")
     record(writer, session, ["sad"] * 80)
     store.engine.dispose()
-    real = store.write_batch
-
-    def broken(batch):
-        raise sqlite3.OperationalError("disk I/O error")
-
-    store.write_batch = broken
-    writer.flush()
-    store.write_batch = real
+    with unwritable(store, "disk I/O error"):
+        writer.flush()
     assert writer.flush() == 50
     exported = store.export("kai")
     assert len(exported["sessions"]) == 1 and len(exported["samples"]) == 49  # the newest ones
@@ -239,14 +235,8 @@ def test_a_delete_that_cannot_flush_first_changes_nothing(store):
     record(writer, session, ["sad"] * 3)
     writer.flush()
     record(writer, session, ["fear"] * 2, start=1_700_000_010)
-    real, forgotten = store.write_batch, []
-
-    def full_disk(batch):
-        raise sqlite3.OperationalError("database or disk is full")
-
-    store.write_batch = full_disk
-    with pytest.raises(sqlite3.OperationalError):
+    forgotten = []
+    with unwritable(store), pytest.raises(sqlite3.OperationalError):
         writer.delete_profile("mei", lambda: forgotten.append(1) or {session.id})
-    store.write_batch = real
     assert forgotten == [] and len(store.sessions_of("mei")) == 1  # nothing forgotten, nothing deleted
     assert writer.flush() == 2 and len(store.export("mei")["samples"]) == 5

@@ -1,14 +1,13 @@
 """The history seen from a live page in this process: switching it off, deleting while live,
 and refusing forms that another site submits."""
 
-import sqlite3
 import time
 
 import pytest
 
 from emocare.extensions import socketio
 
-from .conftest import close_app, make_app
+from .conftest import close_app, make_app, unwritable
 
 
 @pytest.fixture
@@ -23,6 +22,16 @@ def stream(sio, jpeg, seconds):
         sio.emit("frame", {"seq": seq, "image": jpeg})
         time.sleep(0.1)
     sio.get_received()
+
+
+def live_page(app, jpeg, profile="mei", seconds=1.5):
+    """A page of ``profile`` that has streamed for ``seconds``: its HTTP and Socket.IO clients."""
+    client = app.test_client()
+    sio = socketio.test_client(app, flask_test_client=client)
+    sio.emit("configure", {"profile": profile})
+    stream(sio, jpeg, seconds)
+    client.set_cookie("emocare_profile", profile)
+    return client, sio
 
 
 def counts(app):
@@ -43,13 +52,9 @@ def test_history_switched_off_keeps_nothing(live_app, astronaut_jpeg):
 
 
 def test_delete_while_the_page_is_live(live_app, astronaut_jpeg):
-    client = live_app.test_client()
-    sio = socketio.test_client(live_app, flask_test_client=client)
-    sio.emit("configure", {"profile": "mei"})
-    stream(sio, astronaut_jpeg, 2.5)
+    client, sio = live_page(live_app, astronaut_jpeg, seconds=2.5)
     store = live_app.extensions["emocare"].history.store
     [old] = store.sessions_of("mei")
-    client.set_cookie("emocare_profile", "mei")
     assert client.post("/history/delete", data={"confirm": "yes"}).status_code == 302
     assert store.sessions_of("mei") == []
     stream(sio, astronaut_jpeg, 1.5)  # the page goes on: in a new session, the old one stays gone
@@ -60,25 +65,15 @@ def test_delete_while_the_page_is_live(live_app, astronaut_jpeg):
 
 
 def test_a_refused_delete_leaves_the_live_page_alone(live_app, astronaut_jpeg):
-    client = live_app.test_client()
-    sio = socketio.test_client(live_app, flask_test_client=client)
-    sio.emit("configure", {"profile": "mei"})
-    stream(sio, astronaut_jpeg, 1.5)
+    client, sio = live_page(live_app, astronaut_jpeg)
     svc = live_app.extensions["emocare"]
     [live] = svc.live.sessions()
     history, prefs = live.history, live.care.policy.prefs
-    real = svc.history.store.write_batch
-
-    def full_disk(batch):
-        raise sqlite3.OperationalError("database or disk is full")
-
-    svc.history.store.write_batch = full_disk
-    stream(sio, astronaut_jpeg, 1.5)  # queued, and now unwritable
-    client.set_cookie("emocare_profile", "mei")
-    answer = client.post("/history/delete", data={"confirm": "yes"}, follow_redirects=True)
+    with unwritable(svc.history.store):
+        stream(sio, astronaut_jpeg, 1.5)  # queued, and now unwritable
+        answer = client.post("/history/delete", data={"confirm": "yes"}, follow_redirects=True)
     assert answer.status_code == 200 and "refused-notice" in answer.text
     assert live.history is history and live.care.policy.prefs is prefs
-    svc.history.store.write_batch = real
     assert counts(live_app)["sessions"] == 1 and counts(live_app)["samples"] >= 2  # nothing lost
     sio.disconnect()
 
