@@ -12,7 +12,7 @@ from emocare.vision.types import EMOTIONS, Face
 
 @pytest.fixture(scope="module")
 def analyzer():
-    return build_analyzer("fer")
+    return build_analyzer("emocare")
 
 
 def scores(**given):
@@ -87,8 +87,10 @@ def test_smoothing_follows_a_real_change_within_a_second():
     assert changed_at is not None and changed_at <= 1.0
 
 
-def test_smoothing_reduces_flips_on_a_noisy_real_clip(analyzer):
-    """A steady clip of one face with small jitter and heavy sensor noise, through the real model."""
+def test_smoothing_reduces_flips_on_a_noisy_real_clip():
+    """A steady clip of one face with small jitter and heavy sensor noise, through fer's model,
+    whose raw label flickers on it (EmoCare's own model holds "happy" on every frame)."""
+    analyzer = build_analyzer("fer")
     tracker = FaceTracker(SmoothingConfig(tau=0.5, margin=0.12))
     raw, shown = [], []
     for i, frame in enumerate(noisy_steady_clip(60)):
@@ -99,3 +101,24 @@ def test_smoothing_reduces_flips_on_a_noisy_real_clip(analyzer):
     assert len(raw) >= 50
     assert count_flips(raw) >= 10  # the clip really is noisy for the model
     assert count_flips(shown) <= count_flips(raw) / 5
+
+
+def test_a_wrong_first_frame_does_not_decide_a_steady_face():
+    """The first frame reads sad; the face is neutral by a narrow but lasting lead."""
+    smoother = EmotionSmoother(SmoothingConfig(tau=0.5, margin=0.12, dwell_s=1.5))
+    smoother.update(scores(sad=0.6, neutral=0.2), 0.0)
+    rng = np.random.default_rng(3)
+    shown = []
+    for i in range(1, 50):  # 5 s at 10 fps: neutral leads sad by 0.06 on average
+        neutral = 0.38 + rng.normal(0, 0.05)
+        shown.append(smoother.update(scores(neutral=neutral, sad=0.32), i / 10)[1])
+    assert shown[-1] == "neutral"
+    assert count_flips(shown) <= 1
+
+
+def test_a_passing_lead_does_not_change_the_label():
+    smoother = EmotionSmoother(SmoothingConfig(tau=0.5, margin=0.12, dwell_s=1.5))
+    for i in range(30):
+        smoother.update(scores(neutral=0.5, sad=0.3), i / 10)
+    labels = [smoother.update(scores(neutral=0.3, sad=0.45), 3 + i / 10)[1] for i in range(5)]  # half a second
+    assert set(labels) == {"neutral"}
