@@ -2,6 +2,7 @@
 
 import itertools
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -170,3 +171,23 @@ def test_a_smile_after_a_long_episode_waits_only_the_plain_cooldown(content):
     assert len(sad) == 6 and sad[-1].t > 90  # the sixth card came after a pause of 40 s
     [encourage] = stream(p, "happy", 30, start=100)  # 80 s would be the episode's next pause
     assert encourage.kind == "encourage" and encourage.t - 100 <= 10
+
+
+def test_each_negative_emotion_has_its_own_threshold(content):
+    """A frightened face scores lower than a happy one even when read right: fear gets care at
+    its own threshold, while the same score of a steady neutral or happy face gets none."""
+    config = PolicyConfig(thresholds={"fear": 0.35, "disgust": 0.35, "sad": 0.4, "angry": 0.4})
+    for emotion in ("fear", "disgust", "sad", "angry"):
+        p = CarePolicy(content, Preferences(), config, random.Random(1))
+        actions = stream(p, emotion, 5, confidence=0.42)
+        assert actions and actions[0].emotion == emotion and actions[0].t <= 3.5
+    assert stream(CarePolicy(content, Preferences(), config, random.Random(1)), "fear", 5, confidence=0.3) == []
+    for calm in ("neutral", "happy"):
+        p = CarePolicy(content, Preferences(), replace(config, positive_chance=0.0), random.Random(1))
+        assert stream(p, calm, 60, confidence=0.42) == []
+
+
+def test_sensitivity_shifts_every_threshold(content):
+    p = CarePolicy(content, Preferences(), PolicyConfig(thresholds={"fear": 0.35}, threshold_shift=0.1))
+    assert p.threshold_for("fear") == pytest.approx(0.45)
+    assert p.threshold_for("sad") == pytest.approx(0.6)

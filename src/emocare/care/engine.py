@@ -112,7 +112,7 @@ class CareSession:
             self.policy.config = dataclasses.replace(
                 self.policy.config,
                 sustain_s=max(1.0, base.sustain_s + longer),
-                threshold=min(0.9, max(0.2, base.threshold + clearer)),
+                threshold_shift=clearer,
                 cooldown_s=cooldown,
             )
             self.policy.disabled = set() if self.settings.music else {"music"}

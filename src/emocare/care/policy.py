@@ -23,6 +23,7 @@ import random
 import threading
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .content import CareContent
@@ -39,7 +40,15 @@ MUSIC_TARGET = {"sad": "comfort", "angry": "calm", "fear": "calm", "disgust": "f
 @dataclass(frozen=True)
 class PolicyConfig:
     sustain_s: float = 3.0
+    #: How clear a mood must be (its smoothed score) before it counts, unless ``thresholds``
+    #: names the emotion.
     threshold: float = 0.5
+    #: Per-emotion thresholds. A model is surer of some expressions than others: a frightened
+    #: face is often half read as surprise, so its score rarely reaches a happy face's. The
+    #: default model's card carries thresholds fitted on validation (docs/model-card.md).
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    #: The person's sensitivity setting, added to every threshold (negative: care sooner).
+    threshold_shift: float = 0.0
     cooldown_s: float = 30.0
     snooze_s: float = 600.0
     recent_messages: int = 10
@@ -107,7 +116,8 @@ class CarePolicy:
     # --- the stream ------------------------------------------------------------------------
 
     def threshold_for(self, emotion: str) -> float:
-        return self.config.threshold + self.prefs.threshold_boost.get(emotion, 0.0)
+        base = self.config.thresholds.get(emotion, self.config.threshold)
+        return min(0.9, max(0.2, base + self.config.threshold_shift)) + self.prefs.threshold_boost.get(emotion, 0.0)
 
     def observe(self, label: str | None, confidence: float, t: float) -> CareAction | None:
         """Fold in one smoothed mood; return an action when one is due."""
