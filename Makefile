@@ -12,12 +12,14 @@ ARGS   ?=
 RUN_DEBS  := espeak-ng
 TEST_DEBS := $(RUN_DEBS) ffmpeg chromium fonts-wqy-microhei graphviz
 
-.PHONY: run test lint bench diagram system-deps-run system-deps-test clean
+DATA   ?= ../shared/datasets/expressions
+
+.PHONY: run test lint bench train diagram system-deps-run system-deps-test clean
 
 run: $(VENV)/.app system-deps-run
 	$(PY) run.py $(ARGS)
 
-test: $(VENV)/.app $(VENV)/.dev system-deps-test
+test: $(VENV)/.app $(VENV)/.dev $(VENV)/.train system-deps-test
 	$(PY) -m ruff check src tests bench scripts run.py
 	$(PY) -m pytest $(ARGS)
 
@@ -27,6 +29,11 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.app $(VENV)/.dev
 	PYTHONPATH=src:. $(PY) -m bench.serving $(ARGS)
+
+# Trains EmoCare's expression model again (about 2 hours on 2 cores; resumes where it stopped)
+# and exports it into instance/training/; see docs/model-card.md.
+train: $(VENV)/.app $(VENV)/.train
+	TF_ENABLE_ONEDNN_OPTS=0 PYTHONPATH=src $(PY) -m emocare train --data $(DATA) $(ARGS)
 
 diagram:
 	dot -Tpng -Gdpi=110 picture/architecture.dot -o picture/architecture.png
@@ -42,6 +49,11 @@ $(VENV)/.app: requirements.txt | $(VENV)/bin/python
 
 $(VENV)/.dev: requirements-dev.txt $(VENV)/.app
 	$(PIP) install -r requirements-dev.txt -c requirements.txt
+	touch $@
+
+# PyTorch (CPU build) and onnx, for training and its tests only: the app never imports them.
+$(VENV)/.train: requirements-train.txt $(VENV)/.app
+	$(PIP) install -r requirements-train.txt -c requirements.txt
 	touch $@
 
 system-deps-run:

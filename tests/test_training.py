@@ -1,0 +1,74 @@
+"""The training command end to end on a small real set: crops, split, epochs, resume, export.
+
+Real faces from the shared folder (the fixed validation sample, laid out as sources), one
+short epoch: what is checked is the machinery, not the accuracy (test_model.py does that).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emocare.training.data import index, load
+from emocare.vision import build_analyzer
+
+torch = pytest.importorskip("torch", reason="training needs PyTorch (requirements-train.txt)")
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory, validation_sample):
+    root = tmp_path_factory.mktemp("faces")
+    for label, path in validation_sample:
+        source = path.parts[-3]
+        (root / source / label).mkdir(parents=True, exist_ok=True)
+        (root / source / label / path.name).symlink_to(path)
+    return root
+
+
+def test_the_split_keeps_subjects_and_copies_on_one_side(expressions):
+    paths, _labels, sources, is_val = index(expressions)
+    for source, subject_of in (("ckplus", lambda n: n.split("_")[0]), ("jaffe", lambda n: n.split(".")[0])):
+        mask = sources == source
+        sides: dict[str, set] = {}
+        for path, val in zip(paths[mask], is_val[mask], strict=True):
+            sides.setdefault(subject_of(path.rsplit("/", 1)[-1]), set()).add(bool(val))
+        assert all(len(s) == 1 for s in sides.values()), f"a {source} subject is on both sides"
+        assert any(True in s for s in sides.values()) and any(False in s for s in sides.values())
+    share = is_val.mean()
+    assert 0.12 < share < 0.2
+
+
+def test_train_resume_and_export(small_set, tmp_path, astronaut):
+    from emocare.training.train import Recipe, train
+
+    recipe = Recipe(epochs=1, batch=16)
+    out = tmp_path / "run"
+    card = train(small_set, out, recipe, members=1)
+    assert (out / "member-0" / "checkpoint.pt").is_file()
+    [line] = (out / "member-0" / "progress.jsonl").read_text().splitlines()
+    assert json.loads(line)["epoch"] == 1
+    assert set(card["validation"]) >= {"all", "fer2013_train"}
+    for key in ("bias", "temperature", "ece_before", "ece_after"):
+        assert key in card["calibration"]
+    assert np.array(card["validation"]["all"]["confusion"]).sum() == card["validation"]["all"]["n"]
+
+    again = train(small_set, out, recipe, members=1)  # resumes: nothing left to train
+    assert len((out / "member-0" / "progress.jsonl").read_text().splitlines()) == 1
+    assert again["validation"] == card["validation"]
+
+    analyzer = build_analyzer("emocare", model_path=out / "emocare_expression.onnx")
+    assert analyzer.name == "emocare"
+    [face] = analyzer.analyze(astronaut)
+    assert sum(face.scores.values()) == pytest.approx(1.0)
+
+
+def test_crops_are_cached_and_framed_like_the_live_path(small_set, tmp_path):
+    cache = tmp_path / "crops.npz"
+    first = load(small_set, cache)
+    assert cache.is_file()
+    assert first.images.shape[1:] == (64, 64)
+    assert set(first.framing.tolist()) <= {"crop", "face", "whole"}
+    assert (first.framing[np.isin(first.sources, ["jaffe", "muxspace"])] == "face").mean() > 0.9
+    assert (load(small_set, cache).images == first.images).all()
