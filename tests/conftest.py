@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -21,6 +22,9 @@ from emocare.vision.samples import place_on_canvas, to_jpeg
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+#: The shared labelled faces (never copied into the repository: their licences forbid it).
+EXPRESSIONS = Path(os.environ.get("EMOCARE_DATA") or ROOT.parent / "shared" / "datasets" / "expressions")
+SAMPLE = ROOT / "tests" / "data" / "validation_sample.tsv"
 
 
 # --- the Flask app ---------------------------------------------------------------------------
@@ -102,6 +106,47 @@ def no_face_jpeg() -> bytes:
     return to_jpeg(cv2.resize(samples.coffee(), (320, 240)))
 
 
+@pytest.fixture(scope="session")
+def expressions() -> Path:
+    """The shared labelled faces; CI always has them beside the clone."""
+    if not EXPRESSIONS.is_dir():
+        message = f"the shared labelled faces are not at {EXPRESSIONS} (set EMOCARE_DATA)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return EXPRESSIONS
+
+
+@pytest.fixture(scope="session")
+def validation_sample(expressions) -> list[tuple[str, Path]]:
+    """The fixed labelled sample of validation: 20 faces a class, 12 of them photos where any."""
+    rows = [line.split("\t") for line in SAMPLE.read_text().splitlines() if line and not line.startswith("#")]
+    return [(label, expressions / path) for label, path in rows]
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory, validation_sample) -> Path:
+    """The sample as ``<label>/<image>`` links, the layout ``emocare evaluate`` reads."""
+    root = tmp_path_factory.mktemp("sample")
+    for label, path in validation_sample:
+        (root / label).mkdir(exist_ok=True)
+        (root / label / f"{path.parts[-3]}-{path.name}").symlink_to(path)
+    return root
+
+
+def make_video(folder: Path, still: np.ndarray, name: str, seconds: int = 3) -> Path:
+    """A y4m video of one still frame, made with ffmpeg, for Chromium's fake camera."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.fail("ffmpeg is required for the browser test (apt-get install -y ffmpeg)")
+    image = folder / f"{name}.png"
+    cv2.imwrite(str(image), still)
+    video = folder / f"{name}.y4m"
+    command = [ffmpeg, "-loglevel", "error", "-y", "-loop", "1", "-i", str(image), "-t", str(seconds), "-r", "15"]
+    subprocess.run([*command, "-pix_fmt", "yuv420p", str(video)], check=True)
+    return video
+
+
 # --- real servers ----------------------------------------------------------------------------
 
 
@@ -125,31 +170,5 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
 @pytest.fixture(scope="session")
 def fake_camera(tmp_path_factory, astronaut) -> Path:
     """A few seconds of y4m video of the astronaut portrait, made with ffmpeg, for Chromium."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        pytest.fail("ffmpeg is required for the browser test (apt-get install -y ffmpeg)")
-    folder = tmp_path_factory.mktemp("camera")
-    still = folder / "astronaut.png"
-    cv2.imwrite(str(still), place_on_canvas(astronaut, (640, 480), face_height=0.9))
-    video = folder / "astronaut.y4m"
-    subprocess.run(
-        [
-            ffmpeg,
-            "-loglevel",
-            "error",
-            "-y",
-            "-loop",
-            "1",
-            "-i",
-            str(still),
-            "-t",
-            "3",
-            "-r",
-            "15",
-            "-pix_fmt",
-            "yuv420p",
-            str(video),
-        ],
-        check=True,
-    )
-    return video
+    still = place_on_canvas(astronaut, (640, 480), face_height=0.9)
+    return make_video(tmp_path_factory.mktemp("camera"), still, "astronaut")

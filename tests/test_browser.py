@@ -3,34 +3,42 @@ portrait, the real server on 127.0.0.1, and the page rendering "happy" from live
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import time
 from pathlib import Path
 
+import cv2
 import pytest
 
-from .conftest import ARTIFACTS
+from bench.common import ServerProcess
+from emocare.vision import build_analyzer
+from emocare.vision.samples import camera_frame
+
+from .conftest import ARTIFACTS, make_video
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-@pytest.fixture
-def browser(fake_camera: Path, tmp_path: Path):
+@contextlib.contextmanager
+def chromium(camera: Path, profile: Path):
+    """Debian's Chromium, headless, whose webcam plays ``camera`` (a y4m video)."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is required (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
+            str(profile),
             executable_path=CHROMIUM,
             headless=True,
             viewport={"width": 1200, "height": 800},
             args=[
                 "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={fake_camera}",
+                f"--use-file-for-fake-video-capture={camera}",
                 "--no-sandbox",
                 "--disable-gpu",
                 "--disable-background-networking",
@@ -41,6 +49,12 @@ def browser(fake_camera: Path, tmp_path: Path):
         )
         yield context
         context.close()
+
+
+@pytest.fixture
+def browser(fake_camera: Path, tmp_path: Path):
+    with chromium(fake_camera, tmp_path / "profile") as context:
+        yield context
 
 
 def overlay_has_drawing(page) -> bool:
@@ -92,7 +106,7 @@ def test_choosing_deepface_offline_says_why_and_keeps_working(browser, start_ser
     page = browser.new_page()
     start_camera(page, server.url + "/?lang=en")
     page.wait_for_selector('#dominant[data-emotion="happy"]', timeout=20_000)
-    assert page.locator("#backend").get_attribute("data-backend") == "fer"
+    assert page.locator("#backend").get_attribute("data-backend") == "emocare"
     page.select_option("#backend-select", "deepface")
     page.wait_for_function(
         "document.getElementById('backend').textContent.includes('DeepFace emotion weights not found')",
@@ -199,3 +213,69 @@ def test_history_page_after_a_session(browser, start_server, tmp_path):
     page.locator("#delete-all").click()
     page.wait_for_selector("#deleted-notice", timeout=10_000)
     assert page.locator("#history-empty").is_visible()
+
+
+# --- care for each lasting mood, from real faces of the validation split --------------------
+
+
+@pytest.fixture(scope="module")
+def held_faces(validation_sample) -> dict[str, object]:
+    """Per emotion, the first photo of the fixed validation sample that the model reads as
+    that emotion on a camera frame (the recognition floors are tested in test_model.py;
+    here the question is what the page does with each mood)."""
+    analyzer = build_analyzer("emocare")
+    chosen = {}
+    for label, path in validation_sample:
+        image = cv2.imread(str(path))
+        if label in chosen or path.parts[-3] == "fer2013_train" or image is None:
+            continue
+        frame = camera_frame(image)
+        faces = analyzer.analyze(cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA))
+        if len(faces) == 1 and faces[0].dominant == label:
+            chosen[label] = frame
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def care_server():
+    """One real server, default settings and the bundled model, for the per-mood tests."""
+    server = ServerProcess("threading", {}, log_dir=ARTIFACTS)
+    yield server
+    server.stop()
+
+
+def watch_face(held_faces, emotion, tmp_path):
+    if emotion not in held_faces:
+        pytest.fail(f"no {emotion} photo in the validation sample is read as {emotion}")
+    camera = make_video(tmp_path, held_faces[emotion], emotion)
+    return chromium(camera, tmp_path / "profile")
+
+
+@pytest.mark.parametrize("emotion", ["fear", "sad", "angry", "disgust"])
+def test_a_lasting_negative_mood_gets_care_within_five_seconds(held_faces, care_server, tmp_path, emotion):
+    with watch_face(held_faces, emotion, tmp_path) as context:
+        page = context.new_page()
+        start_camera(page, care_server.url + "/?lang=en")
+        page.wait_for_selector(f'#dominant[data-emotion="{emotion}"]', timeout=20_000)
+        shown = time.monotonic()
+        page.wait_for_selector("#care:not([hidden])", timeout=15_000)
+        waited = time.monotonic() - shown
+        assert page.locator("#care").get_attribute("data-emotion") == emotion
+        assert waited <= 5.0, f"the care card came {waited:.1f} s after {emotion} was first shown"
+        page.screenshot(path=str(ARTIFACTS / f"care-{emotion}.png"))
+
+
+@pytest.mark.parametrize("emotion", ["neutral", "happy"])
+def test_a_steady_calm_face_gets_no_care(held_faces, care_server, tmp_path, emotion):
+    """No comfort for a calm face: at most, for a lasting smile, the occasional encouragement."""
+    with watch_face(held_faces, emotion, tmp_path) as context:
+        page = context.new_page()
+        start_camera(page, care_server.url + "/?lang=en")
+        page.wait_for_selector(f'#dominant[data-emotion="{emotion}"]', timeout=20_000)
+        page.wait_for_timeout(8_000)
+        card = page.locator("#care")
+        if emotion == "neutral" or card.is_hidden():
+            assert card.is_hidden()
+        else:
+            assert (card.get_attribute("data-kind"), card.get_attribute("data-emotion")) == ("encourage", "happy")
+        assert page.locator("#dominant").get_attribute("data-emotion") == emotion

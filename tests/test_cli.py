@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emocare.cli import evaluate, main
+from emocare.cli import main
+from emocare.evaluation import evaluate
 from emocare.vision.samples import place_on_canvas
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +74,9 @@ def labelled(tmp_path_factory, astronaut):
     }
     for name, image in variants.items():
         cv2.imwrite(str(root / "happy" / f"{name}.png"), image)
-    face = cv2.resize(astronaut[30:230, 150:350], (48, 48))  # a pre-cropped face, no detection
+    # a pre-cropped face as FER2013 frames one (no detection): the face with a little margin
+    x, y, w, h = samples.ASTRONAUT_FACE
+    face = cv2.resize(astronaut[y - h // 10 : y + h + h // 10, x - w // 10 : x + w + w // 10], (48, 48))
     cv2.imwrite(str(root / "happy" / "crop.png"), face)
     cv2.imwrite(str(root / "sad" / "coffee.png"), samples.coffee())
     return root
@@ -104,6 +107,11 @@ def test_bench_json_has_the_ratios():
     done = run_cli("bench", "--frames", "5", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.splitlines()[-1])
-    assert report["ratio_vs_fer_640"] > 0 and report["emocare_p50_ms_320"] > 0
-    assert report["results"]["emocare_640"]["dominant"] == "happy"
+    assert report["backend"] == "emocare"
+    assert report["ratio_vs_fer_640"] > 0 and report["classify_p50_ms_per_face"] > 0
+    for name, scene in report["scenes"].items():
+        assert scene["emocare"]["faces"] == scene["faces_expected"], name
+        assert set(scene["emocare"]["labels"]) == {"happy"}, name
+        assert set(scene["stages"]) == {"decode", "detect", "align", "classify", "smooth"}
+        assert scene["fer"]["ratio_to_emocare"] > 0
     assert any("DeepFace" in note for note in report["notes"])  # no weights offline: said, not hidden

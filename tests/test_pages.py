@@ -17,7 +17,7 @@ def test_pages_in_both_languages(app, client):
 
 def test_healthz(client):
     status = client.get("/healthz").get_json()
-    assert status["state"] == "ready" and status["backend"] == "fer"
+    assert status["state"] == "ready" and status["backend"] == "emocare"
 
 
 def test_help_page_is_linked_and_localised(client):

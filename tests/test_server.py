@@ -111,3 +111,17 @@ def test_a_message_over_the_transport_limit_drops_only_that_client(clients, astr
         time.sleep(0.1)
     assert not huge.sio.connected
     assert calm.round_trip(astronaut_jpeg, 1)["faces"][0]["dominant"] == "happy"
+
+
+def test_a_missing_model_file_is_named_at_start_and_fer_serves(start_server, tmp_path, astronaut_jpeg):
+    missing = tmp_path / "emocare_expression.onnx"
+    server = start_server("threading", EMOCARE_MODEL_PATH=str(missing))
+    status = server.wait_ready()
+    assert status["backend"] == "fer" and str(missing) in status["notice"]
+    assert f"EmoCare model {missing} not found" in server.log_tail(20_000)
+    client = Recorder(server.url)
+    try:
+        result = client.round_trip(astronaut_jpeg, 1)
+        assert result["backend"] == "fer" and result["faces"][0]["label"] == "happy"
+    finally:
+        client.close()

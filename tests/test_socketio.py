@@ -13,7 +13,7 @@ def events(client, name):
 def test_connect_says_the_model_is_ready(socketio_client):
     [status] = events(socketio_client, "status")
     assert status["state"] == "ready"
-    assert status["backend"] == "fer"
+    assert status["backend"] == "emocare"
     assert status["async_mode"] == "threading"
 
 

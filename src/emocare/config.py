@@ -29,8 +29,11 @@ class Config:
     INFERENCE_WORKERS = _env("INFERENCE_WORKERS", 2, int)
     #: "background" warms the model after start-up; "sync" before create_app returns; "off".
     WARM_UP = _env("WARM_UP", "background")
-    #: "fer" (default, bundled weights) or "deepface" (falls back to fer without its weights).
-    ANALYZER = _env("ANALYZER", "fer")
+    #: "emocare" (default: our own model, docs/model-card.md), "fer" (fer's bundled model) or
+    #: "deepface" (falls back to fer without its weights).
+    ANALYZER = _env("ANALYZER", "emocare")
+    #: EmoCare's ONNX model (its card is the .json beside it); None: the one in the package.
+    MODEL_PATH = _env("MODEL_PATH", None)
     #: Where DeepFace keeps .deepface/weights; None means the instance folder's deepface/.
     DEEPFACE_HOME = _env("DEEPFACE_HOME", None)
     #: "emocare" (our detector, then DeepFace on each crop) or one of DeepFace's detectors.
@@ -45,6 +48,8 @@ class Config:
     #: Smoothing per face track: EMA time constant (s; 0 = off) and the label's hysteresis margin.
     SMOOTHING_TAU = _env("SMOOTHING_TAU", 0.5, float)
     SMOOTHING_MARGIN = _env("SMOOTHING_MARGIN", 0.12, float)
+    #: ...and how long (s) a narrower lead must last before the label follows it.
+    SMOOTHING_DWELL_S = _env("SMOOTHING_DWELL_S", 1.5, float)
     MAX_FRAME_BYTES = _env("MAX_FRAME_BYTES", 1_000_000, int)
     MAX_FRAME_SIDE = _env("MAX_FRAME_SIDE", 1920, int)
     #: Socket.IO drops a connection whose message is larger than this; it is kept above

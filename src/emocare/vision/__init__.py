@@ -56,15 +56,34 @@ def build_detector(name: str = "blazeface", **options):
 _warned: set[str] = set()
 
 #: The analyzer backends, for config checks and the page's backend menu.
-BACKENDS = ("fer", "deepface")
+BACKENDS = ("emocare", "fer", "deepface")
 
 
-def build_analyzer(name: str = "fer", **options) -> Analyzer:
+def _fall_back(reason: Exception, options: dict) -> Analyzer:
+    """fer's analyzer standing in for one that cannot start, saying why once per process."""
+    if str(reason) not in _warned:
+        _warned.add(str(reason))
+        log.error("%s. Falling back to fer.", reason)
+    analyzer = build_analyzer("fer", **options)
+    analyzer.notice = str(reason)
+    return analyzer
+
+
+def build_analyzer(name: str = "emocare", **options) -> Analyzer:
     """Create an analyzer by name. Imported lazily so that choosing one never loads another.
 
-    ``deepface`` falls back to ``fer`` when its weights are missing (no network here), saying
-    why once per process; the fallback analyzer carries that reason in ``notice``.
+    ``emocare`` (our trained model, the default) falls back to ``fer`` when its model file is
+    missing or corrupt, and ``deepface`` when its weights are missing (no network here); the
+    reason is logged once per process and carried in the fallback analyzer's ``notice``.
     """
+    if name == "emocare":
+        from .emocare_backend import EmoCareAnalyzer, EmoCareClassifier, ModelUnavailable
+
+        try:
+            classifier = EmoCareClassifier(options.get("model_path"), tta=options.get("tta", True))
+        except ModelUnavailable as exc:
+            return _fall_back(exc, options)
+        return EmoCareAnalyzer(build_detector(options.get("detector", "blazeface"), **options), classifier)
     if name == "deepface":
         from .deepface_backend import BackendUnavailable, DeepFaceAnalyzer
 
@@ -75,12 +94,7 @@ def build_analyzer(name: str = "fer", **options) -> Analyzer:
                 detector=build_detector(options.get("detector", "blazeface"), **options),
             )
         except BackendUnavailable as exc:
-            if str(exc) not in _warned:
-                _warned.add(str(exc))
-                log.warning("%s. Falling back to fer.", exc)
-            analyzer = build_analyzer("fer", **options)
-            analyzer.notice = str(exc)
-            return analyzer
+            return _fall_back(exc, options)
     if name == "scripted":
         from .scripted import ScriptedAnalyzer
 

@@ -103,7 +103,7 @@ class HaarDetector:
         return [(round(x / scale), round(y / scale), round(w / scale), round(h / scale)) for (x, y, w, h) in found]
 
 
-def _square_crop(gray: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np.ndarray:
+def square_crop(gray: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np.ndarray:
     """A square crop around ``box`` grown by ``margin`` per side, padded where it leaves the frame.
 
     The padding value is the mean of the frame's bottom rows, as the model was trained with.
@@ -149,7 +149,7 @@ class FerClassifier:
         return probs / total if total > 0 else np.full(len(EMOTIONS), 1 / len(EMOTIONS))
 
     def classify(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        return self.classify_crop(_square_crop(gray, box, self.margin))
+        return self.classify_crop(square_crop(gray, box, self.margin))
 
 
 class Detector(Protocol):

@@ -42,6 +42,18 @@ def place_on_canvas(image: np.ndarray, size=(640, 480), face_height: float = 1.0
     return canvas
 
 
+def camera_frame(image: np.ndarray, size=(640, 480), face_height: float = 0.75) -> np.ndarray:
+    """A labelled face photo or crop as a webcam would frame it, for clips and fake cameras.
+
+    A tight face crop (64 px or less, as in FER2013 and CK+) first gets a third of its side of
+    surroundings (edge pixels repeated): a face detector needs some context to find a face.
+    """
+    if max(image.shape[:2]) <= 64:
+        pad = image.shape[0] // 3
+        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    return place_on_canvas(image, size, face_height=face_height)
+
+
 def to_jpeg(image: np.ndarray, quality: int = 70) -> bytes:
     """JPEG bytes, at the quality the page uses (0.7)."""
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -64,3 +76,40 @@ def noisy_steady_clip(frames: int = 60, seed: int = 7, size=(320, 240)) -> list[
         frame = np.roll(dim, (dy, dx), axis=(0, 1)) + rng.normal(0, 20, dim.shape)
         clip.append(np.clip(frame, 0, 255).astype(np.uint8))
     return clip
+
+
+#: The astronaut's face in the 512×512 portrait, as BlazeFace frames it (x, y, w, h).
+ASTRONAUT_FACE = (176, 74, 99, 99)
+
+
+def scene(face_share: float, size=(640, 480), faces: int = 1, fill: int = 110) -> np.ndarray:
+    """A webcam-like frame whose face(s) fill ``face_share`` of its height: near, mid or far.
+
+    With two faces, the portrait and its mirror image stand side by side.
+    """
+    width, height = size
+    portrait = astronaut()
+    x, y, w, h = ASTRONAUT_FACE
+    scale = face_share * height / h
+    scaled = cv2.resize(
+        portrait, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
+    canvas = np.full((height, width, 3), fill, dtype=np.uint8)
+    centres = [width / 2] if faces == 1 else [width * (k + 1) / (faces + 1) for k in range(faces)]
+    for k, centre in enumerate(centres):
+        image = scaled if k % 2 == 0 else scaled[:, ::-1]
+        face_cx = (x + w / 2) * scale if k % 2 == 0 else image.shape[1] - (x + w / 2) * scale
+        left, top = round(centre - face_cx), round(height / 2 - (y + h / 2) * scale)
+        # paste the part of the portrait that falls inside the canvas
+        sx, sy = max(0, -left), max(0, -top)
+        dx, dy = max(0, left), max(0, top)
+        pw, ph = min(image.shape[1] - sx, width - dx), min(image.shape[0] - sy, height - dy)
+        if faces > 1:  # keep each portrait to its own half
+            slot = width // faces
+            dx_end = min(dx + pw, (k + 1) * slot)
+            sx += max(0, k * slot - dx)
+            dx = max(dx, k * slot)
+            pw = dx_end - dx
+        if pw > 0 and ph > 0:
+            canvas[dy : dy + ph, dx : dx + pw] = image[sy : sy + ph, sx : sx + pw]
+    return canvas

@@ -21,6 +21,7 @@ from ..extensions import socketio
 from ..history import HistorySession, HistoryStore, HistoryWriter
 from ..live import LiveHub
 from ..vision import BACKENDS, FrameLimits, VisionService, build_analyzer
+from ..vision.emocare_backend import care_thresholds
 from ..vision.registry import VisionRegistry
 from ..vision.smoothing import SmoothingConfig
 from . import i18n
@@ -57,6 +58,7 @@ def _build_vision(app: Flask, backend: str):
         "tta": app.config["TTA"],
         "deepface_home": app.config["DEEPFACE_HOME"] or os.path.join(app.instance_path, "deepface"),
         "deepface_detector": app.config["DEEPFACE_DETECTOR"],
+        "model_path": app.config["MODEL_PATH"],
         "script": _script(app.config.get("SCRIPTED_MOODS")),
     }
     limits = FrameLimits(app.config["MAX_FRAME_BYTES"], app.config["MAX_FRAME_SIDE"])
@@ -78,6 +80,7 @@ def _build_care(app: Flask) -> CareEngine:
         PolicyConfig(
             sustain_s=app.config["CARE_SUSTAIN_S"],
             threshold=app.config["CARE_THRESHOLD"],
+            thresholds=care_thresholds(app.config["MODEL_PATH"]),  # fitted on validation
             cooldown_s=app.config["CARE_COOLDOWN_S"],
         ),
     )
@@ -119,7 +122,9 @@ def init_web(app: Flask) -> None:
         visions=VisionRegistry(functools.partial(_build_vision, app), app.config["ANALYZER"]),
         offload=Offloader(async_mode, app.config["INFERENCE_WORKERS"], app.config["OFFLOAD"]),
         live=LiveHub(
-            SmoothingConfig(app.config["SMOOTHING_TAU"], app.config["SMOOTHING_MARGIN"]),
+            SmoothingConfig(
+                app.config["SMOOTHING_TAU"], app.config["SMOOTHING_MARGIN"], app.config["SMOOTHING_DWELL_S"]
+            ),
             care_factory=lambda: care.session(locale=app.config["DEFAULT_LANGUAGE"]),
             history_factory=lambda: HistorySession(locale=app.config["DEFAULT_LANGUAGE"]),
         ),

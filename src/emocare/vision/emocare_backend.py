@@ -1,0 +1,181 @@
+"""EmoCare's own expression model: the default classifier, run with onnxruntime.
+
+Trained by ``python -m emocare train`` on the shared labelled faces (docs/model-card.md), it
+ships in ``vision/models/`` as ONNX beside its model card, a JSON file holding the input
+geometry, the labels and the calibration fitted on validation (a per-class bias and a
+temperature). Neither PyTorch nor TensorFlow is imported on this path.
+
+The crop is made exactly as for training: ``square_crop`` around the detector's box, resized
+to the stored crop side (64 px), then to the network's input; the mirror image is classified
+in the same batch and the logits averaged (flip test-time augmentation).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .fer_backend import Detector, HaarDetector, square_crop
+from .types import EMOTIONS, Face
+
+log = logging.getLogger(__name__)
+
+#: Side of the crops the model was trained on, before the resize to its input.
+CROP_SIDE = 64
+MODEL_FILE = "emocare_expression.onnx"
+
+
+class ModelUnavailable(RuntimeError):
+    """The model file is missing or unreadable; the message names the file."""
+
+
+def default_model_path() -> Path:
+    return Path(str(resources.files("emocare.vision") / "models" / MODEL_FILE))
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    side: int
+    labels: tuple[str, ...]
+    bias: np.ndarray
+    temperature: float
+    margin: float
+    #: per-emotion care thresholds fitted on validation (see docs/model-card.md)
+    care_thresholds: dict[str, float]
+
+    @classmethod
+    def read(cls, path: Path) -> ModelCard:
+        try:
+            card = json.loads(path.read_text(encoding="utf-8"))
+            calibration = card.get("calibration", {})
+            labels = tuple(card["labels"])
+            if labels != EMOTIONS:
+                raise ValueError(f"labels {labels} are not {EMOTIONS}")
+            return cls(
+                side=int(card["input"]["side"]),
+                labels=labels,
+                bias=np.array(calibration.get("bias", [0.0] * len(EMOTIONS)), dtype=np.float64),
+                temperature=float(calibration.get("temperature", 1.0)),
+                margin=float(card["input"].get("margin", 0.1)),
+                care_thresholds={k: float(v) for k, v in card.get("care", {}).get("thresholds", {}).items()},
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelUnavailable(f"EmoCare model card {path} is missing or unreadable: {exc}") from exc
+
+
+def care_thresholds(model_path: str | Path | None = None) -> dict[str, float]:
+    """Per-emotion care thresholds from the model card; none when it cannot be read (the
+    vision service then says why, once, as it falls back to fer)."""
+    try:
+        return ModelCard.read(Path(model_path or default_model_path()).with_suffix(".json")).care_thresholds
+    except ModelUnavailable:
+        return {}
+
+
+def open_session(path: Path):
+    """An onnxruntime session on one thread: parallelism comes from one session per worker."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def network_logits(session, crops: np.ndarray, side: int, tta: bool = True) -> np.ndarray:
+    """Logits of the network for N×64×64 grey crops, averaged with their mirror images.
+
+    The one preprocessing path: the live classifier and the training's calibration both
+    call it, so the shipped model is calibrated on exactly what it computes at run time.
+    """
+    faces = np.stack([cv2.resize(c, (side, side), interpolation=cv2.INTER_AREA) for c in crops])
+    batch = (faces.astype(np.float32) / 127.5 - 1.0)[:, np.newaxis]
+    if tta:
+        batch = np.concatenate([batch, batch[:, :, :, ::-1]])
+    name = session.get_inputs()[0].name
+    logits = session.run(None, {name: np.ascontiguousarray(batch)})[0].astype(np.float64)
+    if tta:
+        logits = (logits[: len(crops)] + logits[len(crops) :]) / 2
+    return logits
+
+
+class EmoCareClassifier:
+    """The trained network on grey face crops. One instance per thread (one ORT session each)."""
+
+    def __init__(self, model_path: Path | None = None, tta: bool = True, calibrated: bool = True) -> None:
+        path = Path(model_path or default_model_path())
+        if not path.is_file():
+            raise ModelUnavailable(f"EmoCare model {path} not found")
+        self.card = ModelCard.read(path.with_suffix(".json"))
+        try:
+            self._session = open_session(path)
+        except Exception as exc:  # onnxruntime raises its own types for missing and corrupt files
+            raise ModelUnavailable(f"EmoCare model {path} is missing or unreadable: {exc}") from exc
+        self.tta = tta
+        self.calibrated = calibrated
+        self.margin = self.card.margin
+
+    def logits_batch(self, crops: np.ndarray) -> np.ndarray:
+        """Raw logits for N crops already at ``CROP_SIDE`` (N×64×64 uint8), flip-averaged."""
+        return network_logits(self._session, crops, self.card.side, self.tta)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        if self.calibrated:
+            logits = (logits + self.card.bias) / self.card.temperature
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
+
+    def classify_crop(self, crop: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities for a grey face crop of any size."""
+        face = cv2.resize(crop, (CROP_SIDE, CROP_SIDE), interpolation=cv2.INTER_AREA)
+        return self.probabilities(self.logits_batch(face[np.newaxis]))[0]
+
+    def classify(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        return self.classify_crop(square_crop(gray, box, self.margin))
+
+
+class EmoCareAnalyzer:
+    """Frame in, faces out: a detector plus EmoCare's network. Not thread-safe by design."""
+
+    name = "emocare"
+    notice: str | None = None
+
+    def __init__(self, detector: Detector | None = None, classifier: EmoCareClassifier | None = None) -> None:
+        self.detector = detector or HaarDetector()
+        self.classifier = classifier or EmoCareClassifier()
+
+    def analyze(self, image: np.ndarray) -> list[Face]:
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        boxes = self.detector.detect(image, gray)
+        if not boxes:
+            return []
+        margin = self.classifier.margin
+        crops = np.stack(
+            [
+                cv2.resize(square_crop(gray, b, margin), (CROP_SIDE, CROP_SIDE), interpolation=cv2.INTER_AREA)
+                for b in boxes
+            ]
+        )
+        probs = self.classifier.probabilities(self.classifier.logits_batch(crops))
+        return [
+            Face(box=box, scores=dict(zip(EMOTIONS, map(float, p), strict=True)))
+            for box, p in zip(boxes, probs, strict=True)
+        ]
+
+    def classify_crop(self, image: np.ndarray) -> dict[str, float]:
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return dict(zip(EMOTIONS, map(float, self.classifier.classify_crop(gray)), strict=True))
+
+    def warm_up(self) -> None:
+        blank = np.full((240, 320, 3), 128, dtype=np.uint8)
+        self.detector.detect(blank)
+        self.classifier.classify_crop(blank[:CROP_SIDE, :CROP_SIDE, 0])
