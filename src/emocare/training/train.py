@@ -9,8 +9,10 @@ The recipe, and why (figures in docs/model-card.md):
 - sampling that evens out classes (by the square root of their counts) and gives the small
   posed sources (CK+, JAFFE) more weight, since posed photos are what fer gets most wrong;
 - SGD with Nesterov momentum, a one-cycle learning rate, label smoothing, augmentation;
-- after training: flip averaging, a per-class bias for balanced accuracy and a temperature
-  (``calibrate.py``), then export to ONNX so the live path needs only onnxruntime.
+- after training: the members averaged into one ONNX graph, quantised to int8 (three times
+  faster, the same accuracy), then, measured on that graph with flip averaging, a per-class
+  bias for balanced accuracy and a temperature (``calibrate.py``): the live path needs only
+  onnxruntime.
 
 Every epoch ends with a checkpoint, so a stopped run resumes where it was (``--resume``),
 with the same sampling order: the random generators are re-seeded from the seed and epoch.

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .fer_backend import Detector, HaarDetector, square_crop
+from .fer_backend import Detector, FerAnalyzer, square_crop
 from .types import EMOTIONS, Face
 
 log = logging.getLogger(__name__)
@@ -141,15 +141,14 @@ class EmoCareClassifier:
         return self.classify_crop(square_crop(gray, box, self.margin))
 
 
-class EmoCareAnalyzer:
-    """Frame in, faces out: a detector plus EmoCare's network. Not thread-safe by design."""
+class EmoCareAnalyzer(FerAnalyzer):
+    """Frame in, faces out: a detector plus EmoCare's network, all faces of a frame in one
+    batch. Crop classification and warm-up are fer's analyzer's. Not thread-safe by design."""
 
     name = "emocare"
-    notice: str | None = None
 
     def __init__(self, detector: Detector | None = None, classifier: EmoCareClassifier | None = None) -> None:
-        self.detector = detector or HaarDetector()
-        self.classifier = classifier or EmoCareClassifier()
+        super().__init__(detector, classifier or EmoCareClassifier())
 
     def analyze(self, image: np.ndarray) -> list[Face]:
         if image.ndim == 2:
@@ -170,12 +169,3 @@ class EmoCareAnalyzer:
             Face(box=box, scores=dict(zip(EMOTIONS, map(float, p), strict=True)))
             for box, p in zip(boxes, probs, strict=True)
         ]
-
-    def classify_crop(self, image: np.ndarray) -> dict[str, float]:
-        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        return dict(zip(EMOTIONS, map(float, self.classifier.classify_crop(gray)), strict=True))
-
-    def warm_up(self) -> None:
-        blank = np.full((240, 320, 3), 128, dtype=np.uint8)
-        self.detector.detect(blank)
-        self.classifier.classify_crop(blank[:CROP_SIDE, :CROP_SIDE, 0])
