@@ -105,7 +105,7 @@ def test_smoothing_reduces_flips_on_a_noisy_real_clip():
 
 def test_a_wrong_first_frame_does_not_decide_a_steady_face():
     """The first frame reads sad; the face is neutral by a narrow but lasting lead."""
-    smoother = EmotionSmoother(SmoothingConfig(tau=0.5, margin=0.12, dwell_s=1.5))
+    smoother = EmotionSmoother(SmoothingConfig())
     smoother.update(scores(sad=0.6, neutral=0.2), 0.0)
     rng = np.random.default_rng(3)
     shown = []
@@ -117,7 +117,7 @@ def test_a_wrong_first_frame_does_not_decide_a_steady_face():
 
 
 def test_a_passing_lead_does_not_change_the_label():
-    smoother = EmotionSmoother(SmoothingConfig(tau=0.5, margin=0.12, dwell_s=1.5))
+    smoother = EmotionSmoother(SmoothingConfig())
     for i in range(30):
         smoother.update(scores(neutral=0.5, sad=0.3), i / 10)
     labels = [smoother.update(scores(neutral=0.3, sad=0.45), 3 + i / 10)[1] for i in range(5)]  # half a second

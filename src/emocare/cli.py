@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="instance/training", help="checkpoints, crops cache and progress log")
     p.add_argument("--export", default=None, help="where the ONNX model and its card go (default: --out)")
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--members", type=int, default=1, help="networks trained with successive seeds and averaged")
+    p.add_argument("--members", type=int, default=2, help="networks trained with successive seeds and averaged")
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True, help="go on from the checkpoint")
     p.set_defaults(func=cmd_train)

@@ -49,7 +49,7 @@ class Config:
     SMOOTHING_TAU = _env("SMOOTHING_TAU", 0.5, float)
     SMOOTHING_MARGIN = _env("SMOOTHING_MARGIN", 0.12, float)
     #: ...and how long (s) a narrower lead must last before the label follows it.
-    SMOOTHING_DWELL_S = _env("SMOOTHING_DWELL_S", 1.5, float)
+    SMOOTHING_DWELL_S = _env("SMOOTHING_DWELL_S", 2.5, float)
     MAX_FRAME_BYTES = _env("MAX_FRAME_BYTES", 1_000_000, int)
     MAX_FRAME_SIDE = _env("MAX_FRAME_SIDE", 1920, int)
     #: Socket.IO drops a connection whose message is larger than this; it is kept above

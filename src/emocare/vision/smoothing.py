@@ -31,7 +31,7 @@ class SmoothingConfig:
     #: A lead this large over the current label changes it at once.
     margin: float = 0.12
     #: A lead of any size held this long (seconds) changes it too.
-    dwell_s: float = 1.5
+    dwell_s: float = 2.5
 
 
 class EmotionSmoother:
