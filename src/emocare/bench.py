@@ -25,8 +25,7 @@ import numpy as np
 
 from .vision import build_analyzer
 from .vision.deepface_backend import weights_path
-from .vision.emocare_backend import CROP_SIDE
-from .vision.fer_backend import square_crop
+from .vision.emocare_backend import model_crop
 from .vision.frames import decode_frame
 from .vision.samples import noisy_steady_clip, scene, to_jpeg
 from .vision.smoothing import SmoothingConfig, count_flips
@@ -70,10 +69,7 @@ class StagedPipeline:
         boxes = self.analyzer.detector.detect(image, gray)
         marks.append(clock())
         classifier = self.analyzer.classifier
-        crops = [
-            cv2.resize(square_crop(gray, box, classifier.margin), (CROP_SIDE, CROP_SIDE), interpolation=cv2.INTER_AREA)
-            for box in boxes
-        ]
+        crops = [model_crop(gray, box, classifier.margin) for box in boxes]
         marks.append(clock())
         probs = classifier.probabilities(classifier.logits_batch(np.stack(crops))) if crops else []
         marks.append(clock())

@@ -26,10 +26,9 @@ from .vision.metrics import confusion_matrix, summary
 from .vision.samples import camera_frame
 from .vision.smoothing import SmoothingConfig, count_flips
 from .vision.tracking import FaceTracker
+from .vision.types import CROP_MAX_SIDE
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
-#: Images no larger than this on their longer side are taken as face crops (no detection).
-CROP_MAX_SIDE = 64
 
 
 def labelled_images(directory: Path, per_class: int | None = None):

@@ -25,14 +25,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..vision.types import EMOTIONS
+from ..vision.emocare_backend import model_crop, to_crop_side
+from ..vision.types import CROP_MAX_SIDE, EMOTIONS
 
 log = logging.getLogger(__name__)
 
-#: Side of the stored crops; the network's input size is chosen at training time.
-CROP_SIDE = 64
-#: Images this small are face crops already (the same rule as ``emocare evaluate``).
-CROP_MAX_SIDE = 64
 #: Share of each source's subjects (or hash groups) kept for validation.
 VALIDATION_SHARE = 0.15
 DEFAULT_DATA = Path("../shared/datasets/expressions")
@@ -73,22 +70,16 @@ def _bucket(key: str) -> float:
 
 def crop_face(image: np.ndarray, detector) -> tuple[np.ndarray, str]:
     """The grey 64×64 crop the live classifier would see, and how it was made."""
-    from ..vision.fer_backend import square_crop
-
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if max(gray.shape[:2]) <= CROP_MAX_SIDE:
-        crop, framing = gray, "crop"
-    else:
-        colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        boxes = detector.detect(colour, gray)
-        if boxes:
-            box = max(boxes, key=lambda b: b[2] * b[3])
-            crop, framing = square_crop(gray, box, 0.1), "face"
-        else:
-            side = min(gray.shape[:2])
-            y, x = (gray.shape[0] - side) // 2, (gray.shape[1] - side) // 2
-            crop, framing = gray[y : y + side, x : x + side], "whole"
-    return cv2.resize(crop, (CROP_SIDE, CROP_SIDE), interpolation=cv2.INTER_AREA), framing
+        return to_crop_side(gray), "crop"
+    colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    boxes = detector.detect(colour, gray)
+    if boxes:
+        return model_crop(gray, max(boxes, key=lambda b: b[2] * b[3])), "face"
+    side = min(gray.shape[:2])
+    y, x = (gray.shape[0] - side) // 2, (gray.shape[1] - side) // 2
+    return to_crop_side(gray[y : y + side, x : x + side]), "whole"
 
 
 def load(data_dir: Path, cache: Path | None = None) -> Dataset:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..vision.emocare_backend import CROP_MARGIN, CROP_SIDE
 from ..vision.metrics import confusion_matrix, summary
 from ..vision.types import EMOTIONS
 from . import data as data_module
@@ -244,8 +245,8 @@ def finish(nets: list, recipe: Recipe, dataset, train_set, val_set, export: Path
         "labels": list(EMOTIONS),
         "input": {
             "side": recipe.side,
-            "crop_side": data_module.CROP_SIDE,
-            "margin": 0.1,
+            "crop_side": CROP_SIDE,
+            "margin": CROP_MARGIN,
             "channels": 1,
             "scale": "x / 127.5 - 1",
             "layout": "NCHW",

@@ -28,7 +28,19 @@ log = logging.getLogger(__name__)
 
 #: Side of the crops the model was trained on, before the resize to its input.
 CROP_SIDE = 64
+#: How much the detector's box is grown on each side for the crop (``square_crop``).
+CROP_MARGIN = 0.1
 MODEL_FILE = "emocare_expression.onnx"
+
+
+def to_crop_side(crop: np.ndarray) -> np.ndarray:
+    """A grey face crop of any size at ``CROP_SIDE``, resized as the training crops were."""
+    return cv2.resize(crop, (CROP_SIDE, CROP_SIDE), interpolation=cv2.INTER_AREA)
+
+
+def model_crop(gray: np.ndarray, box: tuple[int, int, int, int], margin: float = CROP_MARGIN) -> np.ndarray:
+    """The crop the network sees for a detected face: the one geometry of training and run time."""
+    return to_crop_side(square_crop(gray, box, margin))
 
 
 class ModelUnavailable(RuntimeError):
@@ -62,7 +74,7 @@ class ModelCard:
                 labels=labels,
                 bias=np.array(calibration.get("bias", [0.0] * len(EMOTIONS)), dtype=np.float64),
                 temperature=float(calibration.get("temperature", 1.0)),
-                margin=float(card["input"].get("margin", 0.1)),
+                margin=float(card["input"].get("margin", CROP_MARGIN)),
                 care_thresholds={k: float(v) for k, v in card.get("care", {}).get("thresholds", {}).items()},
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -109,7 +121,7 @@ def network_logits(session, crops: np.ndarray, side: int, tta: bool = True) -> n
 class EmoCareClassifier:
     """The trained network on grey face crops. One instance per thread (one ORT session each)."""
 
-    def __init__(self, model_path: Path | None = None, tta: bool = True, calibrated: bool = True) -> None:
+    def __init__(self, model_path: Path | None = None, tta: bool = True) -> None:
         path = Path(model_path or default_model_path())
         if not path.is_file():
             raise ModelUnavailable(f"EmoCare model {path} not found")
@@ -119,7 +131,6 @@ class EmoCareClassifier:
         except Exception as exc:  # onnxruntime raises its own types for missing and corrupt files
             raise ModelUnavailable(f"EmoCare model {path} is missing or unreadable: {exc}") from exc
         self.tta = tta
-        self.calibrated = calibrated
         self.margin = self.card.margin
 
     def logits_batch(self, crops: np.ndarray) -> np.ndarray:
@@ -127,18 +138,14 @@ class EmoCareClassifier:
         return network_logits(self._session, crops, self.card.side, self.tta)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        if self.calibrated:
-            logits = (logits + self.card.bias) / self.card.temperature
+        """Calibrated probabilities: the card's bias and temperature, then softmax."""
+        logits = (logits + self.card.bias) / self.card.temperature
         shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return shifted / shifted.sum(axis=-1, keepdims=True)
 
     def classify_crop(self, crop: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for a grey face crop of any size."""
-        face = cv2.resize(crop, (CROP_SIDE, CROP_SIDE), interpolation=cv2.INTER_AREA)
-        return self.probabilities(self.logits_batch(face[np.newaxis]))[0]
-
-    def classify(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        return self.classify_crop(square_crop(gray, box, self.margin))
+        return self.probabilities(self.logits_batch(to_crop_side(crop)[np.newaxis]))[0]
 
 
 class EmoCareAnalyzer(FerAnalyzer):
@@ -157,13 +164,7 @@ class EmoCareAnalyzer(FerAnalyzer):
         boxes = self.detector.detect(image, gray)
         if not boxes:
             return []
-        margin = self.classifier.margin
-        crops = np.stack(
-            [
-                cv2.resize(square_crop(gray, b, margin), (CROP_SIDE, CROP_SIDE), interpolation=cv2.INTER_AREA)
-                for b in boxes
-            ]
-        )
+        crops = np.stack([model_crop(gray, box, self.classifier.margin) for box in boxes])
         probs = self.classifier.probabilities(self.classifier.logits_batch(crops))
         return [
             Face(box=box, scores=dict(zip(EMOTIONS, map(float, p), strict=True)))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .types import CROP_MAX_SIDE
+
 
 def _skimage_data():
     try:
@@ -48,7 +50,7 @@ def camera_frame(image: np.ndarray, size=(640, 480), face_height: float = 0.75) 
     A tight face crop (64 px or less, as in FER2013 and CK+) first gets a third of its side of
     surroundings (edge pixels repeated): a face detector needs some context to find a face.
     """
-    if max(image.shape[:2]) <= 64:
+    if max(image.shape[:2]) <= CROP_MAX_SIDE:
         pad = image.shape[0] // 3
         image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     return place_on_canvas(image, size, face_height=face_height)

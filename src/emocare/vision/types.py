@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: Images no larger than this on their longer side are face crops already (FER2013, CK+): they
+#: are classified whole, never searched for a face, in evaluation as in training.
+CROP_MAX_SIDE = 64
+
 #: The seven expressions, in the order of the FER-2013 label set that both fer and DeepFace use.
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
