@@ -23,7 +23,7 @@ import numpy as np
 
 from .vision import EMOTIONS, build_analyzer
 from .vision.metrics import confusion_matrix, summary
-from .vision.samples import camera_frame
+from .vision.samples import camera_frame, jittered
 from .vision.smoothing import SmoothingConfig, count_flips
 from .vision.tracking import FaceTracker
 from .vision.types import CROP_MAX_SIDE
@@ -81,11 +81,7 @@ def evaluate(directory: Path, backend: str = "emocare", tta: bool = True, **opti
 def steady_clip(image: np.ndarray, rng: np.random.Generator, seconds: float = 5.0, fps: float = 10.0):
     """A webcam-like clip of one still face: jitter, noise and JPEG, as the page sends it."""
     base = camera_frame(image, (320, 240)).astype(np.float32)
-    for _ in range(round(seconds * fps)):
-        dx, dy = rng.integers(-3, 4, size=2)
-        frame = np.roll(base, (dy, dx), axis=(0, 1)) + rng.normal(0, 6, base.shape)
-        _ok, jpeg = cv2.imencode(".jpg", np.clip(frame, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 70])
-        yield cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    return jittered(base, rng, round(seconds * fps), noise=6, jpeg_quality=70)
 
 
 def evaluate_clips(

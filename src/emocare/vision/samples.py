@@ -70,14 +70,20 @@ def noisy_steady_clip(frames: int = 60, seed: int = 7, size=(320, 240)) -> list[
     The model's raw label flickers on such a clip (its expression never changes), which is
     what smoothing must absorb; used by the tests and by ``bench``.
     """
-    rng = np.random.default_rng(seed)
     dim = place_on_canvas(astronaut(), size).astype(np.float32) * 0.6
-    clip = []
+    return list(jittered(dim, np.random.default_rng(seed), frames, noise=20))
+
+
+def jittered(base: np.ndarray, rng: np.random.Generator, frames: int, noise: float, jpeg_quality: int | None = None):
+    """Frames of a still scene as a cheap webcam films it: up to 3 px of jitter and sensor
+    noise each frame, and, with ``jpeg_quality``, the page's JPEG compression."""
     for _ in range(frames):
         dx, dy = rng.integers(-3, 4, size=2)
-        frame = np.roll(dim, (dy, dx), axis=(0, 1)) + rng.normal(0, 20, dim.shape)
-        clip.append(np.clip(frame, 0, 255).astype(np.uint8))
-    return clip
+        frame = np.clip(np.roll(base, (dy, dx), axis=(0, 1)) + rng.normal(0, noise, base.shape), 0, 255)
+        frame = frame.astype(np.uint8)
+        if jpeg_quality is not None:
+            frame = cv2.imdecode(np.frombuffer(to_jpeg(frame, jpeg_quality), np.uint8), cv2.IMREAD_COLOR)
+        yield frame
 
 
 #: The astronaut's face in the 512×512 portrait, as BlazeFace frames it (x, y, w, h).
