@@ -127,8 +127,12 @@ def validation_sample(expressions) -> list[tuple[str, Path]]:
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory, validation_sample) -> Path:
     """The sample as ``<label>/<image>`` links, the layout ``emocare evaluate`` reads."""
-    root = tmp_path_factory.mktemp("sample")
-    for label, path in validation_sample:
+    return link_labelled(validation_sample, tmp_path_factory.mktemp("sample"))
+
+
+def link_labelled(rows, root: Path) -> Path:
+    """Link (label, path) rows into ``root/<label>/<source>-<file>``; returns ``root``."""
+    for label, path in rows:
         (root / label).mkdir(exist_ok=True)
         (root / label / f"{path.parts[-3]}-{path.name}").symlink_to(path)
     return root

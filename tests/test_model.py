@@ -21,7 +21,7 @@ from emocare.training.data import PHOTO_SOURCES, fixed_sample, index
 from emocare.vision import EMOTIONS, build_analyzer
 from emocare.vision.emocare_backend import default_model_path
 
-from .conftest import SAMPLE
+from .conftest import SAMPLE, link_labelled
 
 BALANCED_FLOOR = 0.60
 CLASS_FLOOR = 0.40
@@ -55,10 +55,7 @@ def test_every_emotion_is_predicted_and_photos_find_their_face(ours):
 
 def test_photos_alone(tmp_path, validation_sample):
     """The posed and studio photos, through the detector: where fer is weakest."""
-    for label, path in validation_sample:
-        if path.parts[-3] in PHOTO_SOURCES:
-            (tmp_path / label).mkdir(exist_ok=True)
-            (tmp_path / label / f"{path.parts[-3]}-{path.name}").symlink_to(path)
+    link_labelled([(label, path) for label, path in validation_sample if path.parts[-3] in PHOTO_SOURCES], tmp_path)
     photos = evaluate(tmp_path, "emocare")
     assert photos["n"] >= 70
     assert photos["balanced"] >= BALANCED_FLOOR, photos["per_class"]

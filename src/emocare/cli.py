@@ -96,12 +96,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_split(args: argparse.Namespace) -> int:
-    from .training.data import write_split
-
+def _data_folder(args: argparse.Namespace) -> Path | None:
+    """``--data`` as a folder, or None after saying why it is not one."""
     data = Path(args.data)
     if not data.is_dir():
         print(f"error: {data} is not a folder of <source>/<label>/ images (see --data)", file=sys.stderr)
+        return None
+    return data
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from .training.data import write_split
+
+    data = _data_folder(args)
+    if data is None:
         return 2
     counts = write_split(data, Path(args.out), args.side)
     for key, count in sorted(counts.items()):
@@ -128,9 +136,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ImportError as exc:  # pragma: no cover - depends on the installed set
         print(f"error: training needs PyTorch and onnx (pip install torch==2.13.0 onnx): {exc}", file=sys.stderr)
         return 2
-    data = Path(args.data)
-    if not data.is_dir():
-        print(f"error: {data} is not a folder of <source>/<label>/ images (see --data)", file=sys.stderr)
+    data = _data_folder(args)
+    if data is None:
         return 2
     recipe = Recipe(epochs=args.epochs, seed=args.seed)
     export = Path(args.export) if args.export else None
