@@ -17,7 +17,7 @@ DATA   ?= ../shared/datasets/expressions
 .PHONY: run test lint bench train diagram system-deps-run system-deps-test clean
 
 run: $(VENV)/.app system-deps-run
-	$(PY) run.py $(ARGS)
+	$(VENV)/bin/emocare serve $(ARGS)
 
 test: $(VENV)/.app $(VENV)/.dev $(VENV)/.train system-deps-test
 	$(PY) -m ruff check src tests bench scripts run.py
@@ -28,12 +28,12 @@ lint: $(VENV)/.dev
 	$(PY) -m ruff format --check src tests bench scripts run.py
 
 bench: $(VENV)/.app $(VENV)/.dev
-	PYTHONPATH=src:. $(PY) -m bench.serving $(ARGS)
+	$(PY) -m bench.serving $(ARGS)
 
 # Trains EmoCare's expression model again (about 2 hours on 2 cores; resumes where it stopped)
 # and exports it into instance/training/; see docs/model-card.md.
 train: $(VENV)/.app $(VENV)/.train
-	TF_ENABLE_ONEDNN_OPTS=0 PYTHONPATH=src $(PY) -m emocare train --data $(DATA) $(ARGS)
+	TF_ENABLE_ONEDNN_OPTS=0 $(VENV)/bin/emocare train --data $(DATA) $(ARGS)
 
 diagram:
 	dot -Tpng -Gdpi=110 picture/architecture.dot -o picture/architecture.png
@@ -43,8 +43,10 @@ $(VENV)/bin/python:
 
 # requirements.txt is a complete lock (every package pinned), installed with --no-deps:
 # fer declares facenet-pytorch, which would pull a multi-GB torch that nothing here uses.
-$(VENV)/.app: requirements.txt | $(VENV)/bin/python
+# The project itself goes in editable mode on top, for the `emocare` command.
+$(VENV)/.app: requirements.txt pyproject.toml | $(VENV)/bin/python
 	$(PIP) install --no-deps -r requirements.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.dev: requirements-dev.txt $(VENV)/.app

@@ -21,18 +21,23 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python run.py`` in a subprocess on a free port, waited for until the model is warm."""
+    """``python run.py`` in a subprocess on a free port, waited for until the model is warm.
 
-    def __init__(self, async_mode: str = "threading", env: dict | None = None, log_dir: Path | None = None) -> None:
-        self.async_mode = async_mode
+    ``server`` is one of ``emocare serve``'s: "gunicorn" (the default), "eventlet" or "dev"
+    (Werkzeug's development server).
+    """
+
+    def __init__(self, server: str = "gunicorn", env: dict | None = None, log_dir: Path | None = None) -> None:
+        self.server = server
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log_dir = log_dir or ROOT / "tests" / "artifacts"
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"server-{async_mode}-{self.port}.log"
+        self.log_path = log_dir / f"server-{server}-{self.port}.log"
         self._log = self.log_path.open("wb")
+        choice = ["--dev"] if server == "dev" else ["--server", server]
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "run.py"), "--port", str(self.port), "--async-mode", async_mode],
+            [sys.executable, str(ROOT / "run.py"), "--port", str(self.port), *choice],
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,

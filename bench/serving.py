@@ -1,11 +1,11 @@
-"""Serving benchmark: round-trip times of real frames through real servers, per async mode.
+"""Serving benchmark: round-trip times of real frames through real servers, per server kind.
 
-Starts ``run.py`` once per configuration and drives it with python-socketio clients that
-behave like the page: one 320×240 JPEG (quality 70) in flight, paced at 10 fps. A "ping"
-client sends a tiny invalid frame every 50 ms; its error comes back without touching the
-model, so its round trip shows whether inference is blocking the server's event loop.
+Starts ``run.py`` (``emocare serve``) once per configuration and drives it with python-socketio
+clients that behave like the page: one 320×240 JPEG (quality 70) in flight, paced at 10 fps.
+A "ping" client sends a tiny invalid frame every 50 ms; its error comes back without touching
+the model, so its round trip shows whether inference is blocking the server's event loop.
 
-    PYTHONPATH=src:. python -m bench.serving [--seconds 8] [--json]
+    python -m bench.serving [--seconds 8] [--clients 1 10 20] [--json]
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from emocare.vision.samples import astronaut, place_on_canvas, to_jpeg
 
 from .common import ServerProcess
 
+#: (label, ``emocare serve`` server, environment); the first is the reference of the ratios
 CONFIGS = [
-    ("threading + worker threads", "threading", {"EMOCARE_OFFLOAD": "thread"}),
+    ("gunicorn gthread + threads", "gunicorn", {"EMOCARE_OFFLOAD": "thread"}),
     ("eventlet + tpool", "eventlet", {"EMOCARE_OFFLOAD": "thread"}),
+    ("werkzeug --dev + threads", "dev", {"EMOCARE_OFFLOAD": "thread"}),
+    ("gunicorn + process pool", "gunicorn", {"EMOCARE_OFFLOAD": "process"}),
     ("eventlet, inference inline", "eventlet", {"EMOCARE_OFFLOAD": "inline"}),
-    ("threading + process pool", "threading", {"EMOCARE_OFFLOAD": "process"}),
 ]
 
 
@@ -88,20 +90,23 @@ def run_scenario(url: str, frame: bytes, clients: int, seconds: float) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 5])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 20])
+    parser.add_argument("--only", nargs="+", default=None, help="labels of CONFIGS to run (default: all)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     frame = to_jpeg(place_on_canvas(astronaut(), (320, 240)), 70)
     report: dict = {"frame_bytes": len(frame), "seconds": args.seconds, "configs": {}}
     for label, mode, env in CONFIGS:
+        if args.only and label not in args.only:
+            continue
         server = ServerProcess(mode, env)
         try:
             report["configs"][label] = [run_scenario(server.url, frame, n, args.seconds) for n in args.clients]
         finally:
             server.stop()
 
-    base = report["configs"][CONFIGS[0][0]]
+    base = next(iter(report["configs"].values()))
     for rows in report["configs"].values():
         for row, ref in zip(rows, base, strict=True):
             row["rtt_p50_vs_default"] = round(row["rtt_p50_ms"] / ref["rtt_p50_ms"], 2) if row["rtt_p50_ms"] else None

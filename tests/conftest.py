@@ -158,8 +158,8 @@ def make_video(folder: Path, still: np.ndarray, name: str, seconds: int = 3) -> 
 def start_server() -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
-    def _start(async_mode: str = "threading", **env) -> ServerProcess:
-        server = ServerProcess(async_mode, env, log_dir=ARTIFACTS)
+    def _start(kind: str = "gunicorn", **env) -> ServerProcess:
+        server = ServerProcess(kind, env, log_dir=ARTIFACTS)
         started.append(server)
         return server
 

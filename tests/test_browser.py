@@ -78,7 +78,7 @@ def start_camera(page, url: str) -> None:
 
 
 def test_live_page_shows_happy(browser, start_server):
-    server = start_server("threading")
+    server = start_server("gunicorn")
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -102,7 +102,7 @@ def test_live_page_shows_happy(browser, start_server):
 
 
 def test_choosing_deepface_offline_says_why_and_keeps_working(browser, start_server, tmp_path):
-    server = start_server("threading", EMOCARE_DEEPFACE_HOME=str(tmp_path / "deepface"))
+    server = start_server("gunicorn", EMOCARE_DEEPFACE_HOME=str(tmp_path / "deepface"))
     page = browser.new_page()
     start_camera(page, server.url + "/?lang=en")
     page.wait_for_selector('#dominant[data-emotion="happy"]', timeout=20_000)
@@ -118,7 +118,7 @@ def test_choosing_deepface_offline_says_why_and_keeps_working(browser, start_ser
 
 
 def test_live_page_in_chinese(browser, start_server):
-    server = start_server("threading")
+    server = start_server("gunicorn")
     page = browser.new_page()
     start_camera(page, server.url + "/?lang=zh-CN")
     page.wait_for_selector('#dominant[data-emotion="happy"]', timeout=20_000)
@@ -129,7 +129,7 @@ def test_live_page_in_chinese(browser, start_server):
 
 def test_care_card_speaks_offers_music_and_takes_feedback(browser, start_server):
     """A scripted sad mood (the server replays it) brings the care card, its voice and music."""
-    server = start_server("threading", EMOCARE_ANALYZER="scripted")
+    server = start_server("gunicorn", EMOCARE_ANALYZER="scripted")
     page = browser.new_page()
     page.goto(server.url + "/?lang=en")
     page.evaluate("localStorage.setItem('emocare.settings', JSON.stringify({sensitivity: 'high', cooldown_s: 10}))")
@@ -161,7 +161,7 @@ def test_care_card_speaks_offers_music_and_takes_feedback(browser, start_server)
 
 
 def test_breathing_guide_for_a_lasting_fearful_look(browser, start_server):
-    server = start_server("threading", EMOCARE_ANALYZER="scripted", EMOCARE_SCRIPTED_MOODS="fear")
+    server = start_server("gunicorn", EMOCARE_ANALYZER="scripted", EMOCARE_SCRIPTED_MOODS="fear")
     page = browser.new_page()
     page.goto(server.url + "/?lang=zh-CN")
     page.evaluate(
@@ -195,7 +195,7 @@ def test_breathing_guide_for_a_lasting_fearful_look(browser, start_server):
 
 def test_history_page_after_a_session(browser, start_server, tmp_path):
     """A session on the live page shows up on the history page, charted, and can be deleted."""
-    server = start_server("threading", EMOCARE_ANALYZER="scripted", EMOCARE_SCRIPTED_MOODS="sad,sad,neutral")
+    server = start_server("gunicorn", EMOCARE_ANALYZER="scripted", EMOCARE_SCRIPTED_MOODS="sad,sad,neutral")
     page = browser.new_page()
     start_camera(page, server.url + "/?lang=en")
     page.wait_for_selector('#dominant[data-emotion="sad"]', timeout=20_000)
@@ -239,7 +239,7 @@ def held_faces(validation_sample) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def care_server():
     """One real server, default settings and the bundled model, for the per-mood tests."""
-    server = ServerProcess("threading", {}, log_dir=ARTIFACTS)
+    server = ServerProcess("gunicorn", {}, log_dir=ARTIFACTS)
     yield server
     server.stop()
 

@@ -1,8 +1,10 @@
-"""``python -m emocare analyze|evaluate|bench`` on real images and a real video."""
+"""``python -m emocare analyze|evaluate|bench`` on real images and a real video, run as an
+installed command: from another folder, with no ``PYTHONPATH``."""
 
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -16,15 +18,27 @@ from emocare.vision.samples import place_on_canvas
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, command: tuple[str, ...] = (sys.executable, "-m", "emocare")) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "emocare", *args],
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+        [*command, *args],
+        cwd=tempfile.gettempdir(),
+        env={"PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+@pytest.mark.parametrize("command", ["module", "script"])
+def test_the_installed_command_runs_from_any_folder(command):
+    """``make`` installs the project: both ways in work without PYTHONPATH, away from the checkout."""
+    how = (sys.executable, "-m", "emocare") if command == "module" else (str(Path(sys.executable).parent / "emocare"),)
+    done = run_cli("--help", command=how)
+    assert done.returncode == 0, done.stderr
+    for subcommand in ("serve", "analyze", "evaluate", "bench", "split", "train"):
+        assert subcommand in done.stdout
+    served = run_cli("serve", "--help", command=how)
+    assert "--dev" in served.stdout and "gunicorn" in served.stdout
 
 
 def test_analyze_an_image(tmp_path, astronaut):

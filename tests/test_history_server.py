@@ -63,12 +63,12 @@ def server_env(instance):
 
 
 def test_history_survives_a_restart(start_server, instance, astronaut_jpeg):
-    first = start_server("threading", **server_env(instance))
+    first = start_server("gunicorn", **server_env(instance))
     results, _ = stream(first.url, "restart-me", 3.0, astronaut_jpeg)
     assert results >= 20
     time.sleep(1.5)
     first.stop()
-    second = start_server("threading", **server_env(instance))
+    second = start_server("gunicorn", **server_env(instance))
     cookies = {"emocare_profile": "restart-me"}
     export = requests.get(second.url + "/history/export.json", cookies=cookies, timeout=10).json()
     assert len(export["sessions"]) == 1 and export["sessions"][0]["ended_at"] is not None
@@ -79,7 +79,7 @@ def test_history_survives_a_restart(start_server, instance, astronaut_jpeg):
 
 
 def test_kill_9_loses_at_most_two_seconds(start_server, instance, astronaut_jpeg):
-    server = start_server("threading", **server_env(instance))
+    server = start_server("gunicorn", **server_env(instance))
     results, last_result = stream(server.url, "kill-me", 5.0, astronaut_jpeg)
     os.kill(server.proc.pid, signal.SIGKILL)
     server.proc.wait(10)
@@ -89,9 +89,9 @@ def test_kill_9_loses_at_most_two_seconds(start_server, instance, astronaut_jpeg
     assert stored[-1] >= last_result - 2.0, f"lost {last_result - stored[-1]:.1f} s of history"
 
 
-@pytest.mark.parametrize("async_mode", ["threading", "eventlet"])
-def test_concurrent_sessions_lose_nothing(start_server, instance, astronaut_jpeg, async_mode):
-    server = start_server(async_mode, **server_env(instance))
+@pytest.mark.parametrize("server_kind", ["gunicorn", "eventlet"])
+def test_concurrent_sessions_lose_nothing(start_server, instance, astronaut_jpeg, server_kind):
+    server = start_server(server_kind, **server_env(instance))
     outcomes = {}
 
     def run(i):
@@ -114,7 +114,7 @@ def test_concurrent_sessions_lose_nothing(start_server, instance, astronaut_jpeg
 
 
 def test_delete_over_http(start_server, instance, astronaut_jpeg):
-    server = start_server("threading", **server_env(instance))
+    server = start_server("gunicorn", **server_env(instance))
     stream(server.url, "forget-me", 2.5, astronaut_jpeg)
     stream(server.url, "keep-me", 2.5, astronaut_jpeg)
     cookies = {"emocare_profile": "forget-me"}

@@ -1,7 +1,9 @@
-"""A real server (``python run.py``) in each async mode, driven by real Socket.IO clients.
+"""A real server (``python run.py``) of each kind ``emocare serve`` offers, driven by real
+Socket.IO clients.
 
-Both modes must pass the same tests: one client's garbage, oversized frames or flood of
-frames gets that client an error and never stops another client from being served.
+Gunicorn (the default), eventlet and Werkzeug's ``--dev`` server must pass the same tests: one
+client's garbage, oversized frames or flood of frames gets that client an error and never stops
+another client from being served.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import socketio
 
 pytestmark = pytest.mark.server
 
-MODES = ["threading", "eventlet"]
+#: every server ``emocare serve`` offers: the production default, eventlet, and --dev
+SERVERS = ["gunicorn", "eventlet", "dev"]
 
 
 class Recorder:
@@ -46,7 +49,7 @@ class Recorder:
         self.sio.disconnect()
 
 
-@pytest.fixture(params=MODES)
+@pytest.fixture(params=SERVERS)
 def server(request, start_server):
     return start_server(request.param)
 
@@ -68,7 +71,7 @@ def test_status_and_results(server, clients, astronaut_jpeg):
     a = clients()
     status = a.next("status")
     assert status["state"] == "ready"
-    assert status["async_mode"] == server.proc.args[-1]
+    assert status["async_mode"] == ("eventlet" if server.server == "eventlet" else "threading")
     for seq in range(5):
         result = a.round_trip(astronaut_jpeg, seq)
         assert result["seq"] == seq
@@ -115,7 +118,7 @@ def test_a_message_over_the_transport_limit_drops_only_that_client(clients, astr
 
 def test_a_missing_model_file_is_named_at_start_and_fer_serves(start_server, tmp_path, astronaut_jpeg):
     missing = tmp_path / "emocare_expression.onnx"
-    server = start_server("threading", EMOCARE_MODEL_PATH=str(missing))
+    server = start_server("gunicorn", EMOCARE_MODEL_PATH=str(missing))
     status = server.wait_ready()
     assert status["backend"] == "fer" and str(missing) in status["notice"]
     assert f"EmoCare model {missing} not found" in server.log_tail(20_000)

@@ -1,5 +1,7 @@
-"""Command line: ``python -m emocare analyze|evaluate|bench``.
+"""Command line: ``emocare serve|analyze|evaluate|split|train|bench`` (or ``python -m emocare``).
 
+- ``serve`` (or ``run``): the web app on a production server (Gunicorn; ``--server eventlet``),
+  or on Werkzeug's development server with ``--dev``; see :mod:`emocare.server`.
 - ``analyze PATH``: an image or a video; prints one JSON object per frame with its faces
   (video frames are tracked and smoothed as on the live page).
 - ``evaluate DIR``: DIR holds one folder per label (angry, disgust, …); prints top-1, balanced
@@ -130,6 +132,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    server = "dev" if args.dev else args.server
+    serve(args.host, args.port, server, args.config, args.threads)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         from .training.train import Recipe, train
@@ -148,8 +158,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m emocare", description=__doc__.splitlines()[0])
+    from . import __version__
+    from .config import configs
+    from .server import DEFAULT_THREADS
+
+    parser = argparse.ArgumentParser(prog="emocare", description="EmoCare: real-time emotion recognition and care")
+    parser.add_argument("--version", action="version", version=f"emocare {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", aliases=["run"], help="serve the web app (http://127.0.0.1:5000 by default)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument(
+        "--server",
+        choices=("gunicorn", "eventlet"),
+        default="gunicorn",
+        help="production server: Gunicorn's threaded worker (default, docs/serving.md) or eventlet",
+    )
+    p.add_argument("--dev", action="store_true", help="Werkzeug's development server instead (not for production)")
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="Gunicorn: most open connections")
+    p.add_argument("--config", choices=sorted(configs), default="default", help="settings class (emocare/config.py)")
+    p.set_defaults(func=cmd_serve)
 
     def common(p):
         p.add_argument("--backend", choices=BACKENDS, default="emocare")
@@ -195,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.func is cmd_serve:  # a server says what it does; the tools print only their answers
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return args.func(args)
