@@ -38,10 +38,45 @@ def make_app(tmp_path, **overrides):
     return app
 
 
+class FakeClock:
+    """The live stream's clock, advanced by hand: timing tests run at once, without sleeping."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def stream_frames(sio, jpeg, seconds: float, clock: FakeClock, fps: float = 10.0, until=None) -> list[dict]:
+    """Be a page streaming ``jpeg`` for ``seconds`` of the fake clock; the messages received.
+
+    Stops early, after the message for which ``until(message)`` is true.
+    """
+    received = []
+    for seq in range(round(seconds * fps)):
+        sio.emit("frame", {"seq": seq, "image": jpeg})
+        batch = sio.get_received()
+        received += batch
+        if until is not None and any(until(m) for m in batch):
+            break
+        clock.advance(1 / fps)
+    return received
+
+
 def close_app(app) -> None:
     """Stop an app's background work: the inference pool and the history writer."""
     services = app.extensions["emocare"]
     services.offload.shutdown()
+    services.speech.close()
     services.history.close()
     services.history.store.engine.dispose()
 

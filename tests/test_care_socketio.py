@@ -3,40 +3,35 @@ speech URL serves real audio. The analyzer is the scripted one (a real analyzer 
 moods), since no photo can hold "sad" for as long as the test needs."""
 
 import json
-import time
 
 import pytest
 
 from emocare.care.speech import wav_bytes_stats
 from emocare.extensions import socketio
 
-from .conftest import close_app, make_app
+from .conftest import close_app, make_app, stream_frames
 
 
 @pytest.fixture
-def care_app(tmp_path):
-    app = make_app(tmp_path, ANALYZER="scripted", SCRIPTED_MOODS=["sad"], CARE_SUSTAIN_S=1.0)
+def care_app(tmp_path, clock):
+    app = make_app(tmp_path, ANALYZER="scripted", SCRIPTED_MOODS=["sad"], CARE_SUSTAIN_S=1.0, CLOCK=clock)
     yield app
     close_app(app)
 
 
-def stream_until_care(sio, jpeg, seconds=6.0, received=None):
-    """Send frames at about 10 fps until a care event arrives; return it and the elapsed time.
-
-    Every message received on the way is appended to ``received``.
-    """
-    started = time.monotonic()
-    seq = 0
+def stream_until_care(app, sio, jpeg, seconds=6.0, received=None):
+    """Stream at 10 fps of the app's fake clock until a care event arrives; return it and the
+    time it took. Every message received on the way, and the spoken reply that follows the
+    card (once the speech queue is done), are appended to ``received``."""
+    clock = app.config["CLOCK"]
+    started = clock()
     received = [] if received is None else received
-    while time.monotonic() - started < seconds:
-        seq += 1
-        sio.emit("frame", {"seq": seq, "image": jpeg})
-        batch = sio.get_received()
-        received += batch
-        for msg in batch:
-            if msg["name"] == "care":
-                return msg["args"][0], time.monotonic() - started
-        time.sleep(0.1)
+    received += stream_frames(sio, jpeg, seconds, clock, until=lambda m: m["name"] == "care")
+    app.extensions["emocare"].speech.join()
+    received += sio.get_received()
+    for msg in received:
+        if msg["name"] == "care":
+            return msg["args"][0], clock() - started
     raise AssertionError("no care event")
 
 
@@ -44,7 +39,7 @@ def test_sustained_sad_yields_care_with_real_speech(care_app, astronaut_jpeg):
     client = care_app.test_client()
     sio = socketio.test_client(care_app, flask_test_client=client)
     received = []
-    care, elapsed = stream_until_care(sio, astronaut_jpeg, received=received)
+    care, elapsed = stream_until_care(care_app, sio, astronaut_jpeg, received=received)
     assert 1.0 <= elapsed < 1.0 + 3.0  # held 1 s (configured), answered within 3 s of that
     assert care["kind"] == "message" and care["emotion"] == "sad"
     assert any(w in care["text"].lower() for w in ("you look", "you seem", "looks like"))  # never "you are…"
@@ -64,7 +59,7 @@ def test_chinese_and_feedback_persisted(care_app, astronaut_jpeg, tmp_path):
     client = care_app.test_client()
     sio = socketio.test_client(care_app, flask_test_client=client)
     sio.emit("configure", {"locale": "zh-CN", "profile": "mei", "settings": {"voice": False}})
-    care, _ = stream_until_care(sio, astronaut_jpeg)
+    care, _ = stream_until_care(care_app, sio, astronaut_jpeg)
     assert care["locale"] == "zh-CN" and any(w in care["text"] for w in ("看起来", "好像", "似乎"))
     assert care["speech"] is None  # voice switched off in the settings
     sio.emit("care_feedback", {"id": care["id"], "verdict": "helpful"})
@@ -130,3 +125,33 @@ def test_audio_route_serves_only_cached_hashes(client):
     assert client.get("/care/audio/../../secret.wav").status_code == 404
     assert client.get("/care/audio/" + "0" * 32 + ".wav").status_code == 404
     assert client.get("/care/music/anything.ogg").status_code == 404
+
+
+def test_fifty_pages_in_distress_at_once_get_one_synthesis_at_a_time(care_app, astronaut_jpeg):
+    """50 care cards in the same second of the stream: the process renders one voice at a
+    time, and every card still gets its answer (a voice, or the page's own)."""
+    clock = care_app.config["CLOCK"]
+    pages = [socketio.test_client(care_app) for _ in range(50)]
+    cards: dict[int, dict] = {}
+    received: list[list[dict]] = [[] for _ in pages]
+    for seq in range(40):
+        for sio in pages:
+            sio.emit("frame", {"seq": seq, "image": astronaut_jpeg})
+        for i, sio in enumerate(pages):
+            received[i] += sio.get_received()
+            for m in received[i]:
+                if m["name"] == "care":
+                    cards.setdefault(i, m["args"][0])
+        if len(cards) == len(pages):
+            break
+        clock.advance(0.1)
+    assert len(cards) == 50
+    svc = care_app.extensions["emocare"]
+    assert svc.speech.join(120)
+    for i, sio in enumerate(pages):
+        received[i] += sio.get_received()
+        [voice] = [m["args"][0] for m in received[i] if m["name"] == "care_speech"]
+        assert voice["id"] == cards[i]["id"]
+        assert voice["url"] is None or voice["url"].startswith("/care/audio/")
+        sio.disconnect()
+    assert svc.care.speech.most_at_once == 1

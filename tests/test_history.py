@@ -155,11 +155,14 @@ def test_many_sessions_at_once_lose_nothing(store):
     flusher.start()
     errors = []
 
+    start = time.time() - 3600  # within the retention, which the writer's purge applies as it runs
+
     def live(i):
         try:
             session = HistorySession(profile=f"p{i % 3}")
             for second in range(150):
-                writer.sample(session, EMOTIONS[second % 7], 0.7, scores_for(EMOTIONS[second % 7], 0.7), 1e9 + second)
+                mood = EMOTIONS[second % 7]
+                writer.sample(session, mood, 0.7, scores_for(mood, 0.7), start + second)
                 if second % 25 == 0:
                     store.sessions_of(session.profile)  # readers at the same time
         except Exception as exc:  # pragma: no cover - reported below

@@ -1,27 +1,28 @@
 """The history seen from a live page in this process: switching it off, deleting while live,
 and refusing forms that another site submits."""
 
-import time
+import contextlib
 
 import pytest
 
 from emocare.extensions import socketio
 
-from .conftest import close_app, make_app, unwritable
+from .conftest import close_app, make_app, stream_frames, unwritable
 
 
 @pytest.fixture
-def live_app(tmp_path):
-    app = make_app(tmp_path, ANALYZER="scripted", SCRIPTED_MOODS=["sad"], CARE_SUSTAIN_S=60.0)
+def live_app(tmp_path, clock):
+    app = make_app(tmp_path, ANALYZER="scripted", SCRIPTED_MOODS=["sad"], CARE_SUSTAIN_S=60.0, CLOCK=clock)
     yield app
     close_app(app)
 
 
-def stream(sio, jpeg, seconds):
-    for seq in range(int(seconds * 10)):
-        sio.emit("frame", {"seq": seq, "image": jpeg})
-        time.sleep(0.1)
-    sio.get_received()
+def stream(app, sio, jpeg, seconds):
+    """``seconds`` of frames at 10 fps on the app's fake clock (the history keeps one a second)."""
+    stream_frames(sio, jpeg, seconds, app.config["CLOCK"])
+    # what the writer's 1 s timer would have done; an unwritable store keeps what it holds
+    with contextlib.suppress(Exception):
+        app.extensions["emocare"].history.flush()
 
 
 def live_page(app, jpeg, profile="mei", seconds=1.5):
@@ -29,7 +30,7 @@ def live_page(app, jpeg, profile="mei", seconds=1.5):
     client = app.test_client()
     sio = socketio.test_client(app, flask_test_client=client)
     sio.emit("configure", {"profile": profile})
-    stream(sio, jpeg, seconds)
+    stream(app, sio, jpeg, seconds)
     client.set_cookie("emocare_profile", profile)
     return client, sio
 
@@ -43,10 +44,10 @@ def counts(app):
 def test_history_switched_off_keeps_nothing(live_app, astronaut_jpeg):
     sio = socketio.test_client(live_app)
     sio.emit("configure", {"profile": "mei", "settings": {"history": False}})
-    stream(sio, astronaut_jpeg, 1.5)
+    stream(live_app, sio, astronaut_jpeg, 1.5)
     assert counts(live_app) == {"sessions": 0, "samples": 0, "care_actions": 0}
     sio.emit("configure", {"settings": {"history": True}})
-    stream(sio, astronaut_jpeg, 1.5)
+    stream(live_app, sio, astronaut_jpeg, 1.5)
     assert counts(live_app)["samples"] >= 1
     sio.disconnect()
 
@@ -57,7 +58,7 @@ def test_delete_while_the_page_is_live(live_app, astronaut_jpeg):
     [old] = store.sessions_of("mei")
     assert client.post("/history/delete", data={"confirm": "yes"}).status_code == 302
     assert store.sessions_of("mei") == []
-    stream(sio, astronaut_jpeg, 1.5)  # the page goes on: in a new session, the old one stays gone
+    stream(live_app, sio, astronaut_jpeg, 1.5)  # the page goes on: in a new session, the old one stays gone
     [new] = store.sessions_of("mei")
     assert new["id"] != old["id"]
     assert counts(live_app)["sessions"] == 1
@@ -70,7 +71,7 @@ def test_a_refused_delete_leaves_the_live_page_alone(live_app, astronaut_jpeg):
     [live] = svc.live.sessions()
     history, prefs = live.history, live.care.policy.prefs
     with unwritable(svc.history.store):
-        stream(sio, astronaut_jpeg, 1.5)  # queued, and now unwritable
+        stream(live_app, sio, astronaut_jpeg, 1.5)  # queued, and now unwritable
         answer = client.post("/history/delete", data={"confirm": "yes"}, follow_redirects=True)
     assert answer.status_code == 200 and "refused-notice" in answer.text
     assert live.history is history and live.care.policy.prefs is prefs

@@ -52,8 +52,9 @@ class Config:
     CARE_SUSTAIN_S = 3.0
     CARE_THRESHOLD = 0.5
     CARE_COOLDOWN_S = 30.0
-    #: Speech engines to try, in order ("pyttsx3,espeak-ng"); empty: the browser speaks.
-    SPEECH_ENGINES = "pyttsx3,espeak-ng"
+    #: Speech engines to try, in order ("espeak-ng,pyttsx3"); None: espeak-ng first on Linux,
+    #: pyttsx3 first elsewhere; empty: the browser speaks.
+    SPEECH_ENGINES = None
     SPEECH_RATE = 150
     #: Only for ANALYZER="scripted" (tests): the moods it replays, as a list of names or score
     #: dicts, or from the environment as comma-separated names ("fear,fear,neutral").
@@ -67,6 +68,9 @@ class Config:
     HISTORY_RETENTION_DAYS = 30
     #: Seconds between batched history writes (a kill -9 loses at most this plus one sample).
     HISTORY_FLUSH_S = 1.0
+    #: The live stream's clock (seconds since the epoch); None: ``time.time``. Tests pass one
+    #: they advance by hand, so that smoothing, care and history timing need no sleeping.
+    CLOCK = None
     LANGUAGES = ("en", "zh-CN")
     DEFAULT_LANGUAGE = "en"
     TESTING = False

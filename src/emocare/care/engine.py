@@ -130,23 +130,11 @@ class CareSession:
         self.engine.store.save(self.profile, self.policy.prefs)
         return action
 
-    def speech_for(self, text: str, locale: str, audio_url) -> dict:
-        """Speak ``text`` on the server: the URL of its audio, or the page's own voice if none.
-
-        ``audio_url(name)`` makes the URL of a cached speech file. The first rendering of a
-        text takes up to a second or two, so callers send the card (:meth:`render`) first and
-        this afterwards.
-        """
-        speech = self.engine.speech.render(text, locale) if self.engine.speech.available else None
-        if speech is None:
-            return {"url": None, "engine": "browser"}
-        return {"url": audio_url(speech.path.name), "engine": speech.engine, "duration_s": round(speech.duration_s, 2)}
-
     def render(self, action: CareAction) -> dict:
         """The ``care`` event for ``action``: text in the session's language, extras.
 
-        Its voice is only announced here (``"engine": "pending"``) and comes from
-        :meth:`speech_for`, so the card never waits for speech.
+        Its voice is only announced here (``"engine": "pending"``) and comes later from the
+        speech queue (``LiveService.speak``), so the card never waits for speech.
         """
         engine, locale = self.engine, self.locale
         text = engine.content.text(action.message_id, locale)

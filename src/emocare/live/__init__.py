@@ -1,8 +1,10 @@
-"""Per-connection live state: what each browser tab has in flight and has seen.
+"""The live stream: one session per connection and the service that owns them.
 
-Plain Python, no Flask: the Socket.IO handlers look a session up here by its sid.
+Plain Python, no Flask: the Socket.IO handlers translate messages into calls on a
+:class:`LiveSession` (found through the :class:`LiveService`) and emit what comes back.
 """
 
-from .session import LiveHub, LiveSession
+from .service import LiveService, ServerInfo
+from .session import Event, LiveSession
 
-__all__ = ["LiveHub", "LiveSession"]
+__all__ = ["Event", "LiveService", "LiveSession", "ServerInfo"]

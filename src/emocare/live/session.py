@@ -1,109 +1,299 @@
-"""Live sessions and the one-frame-in-flight rule.
+"""One connection's session: everything a browser tab has in flight, has seen and has chosen.
 
-The browser sends its next frame only when the previous result arrives. A client that ignores
-that (a bug, or a flood) must not queue work for itself or slow anyone else: a frame that
-arrives while one is in flight for the same client is dropped and counted.
+Plain Python, no Flask. The web layer turns Socket.IO messages into calls on this object and
+emits the events it returns; everything in between (detect → classify → smooth → care →
+history) happens here, in :meth:`LiveSession.step`.
+
+Time is always passed in (``now``, seconds since the epoch, from the service's clock), so that
+smoothing, care timing and the history can be tested without sleeping.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ..vision.smoothing import SmoothingConfig
+from ..history import HistorySession
+from ..vision import FrameError
 from ..vision.tracking import FaceTracker, TrackedFace
-from ..vision.types import Analysis
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .service import LiveService
+
+log = logging.getLogger(__name__)
+
+#: What a session asks the web layer to send to its page: an event name and its payload.
+Event = tuple[str, dict]
+
+BUSY_NOTICE_S = 1.0
+
+
+@dataclass
+class Counters:
+    frames: int = 0
+    dropped: int = 0
+    errors: int = 0
 
 
 @dataclass
 class LiveSession:
+    """The one object that holds a connection's state; made by :class:`LiveService.open`."""
+
     sid: str
-    started: float = field(default_factory=time.time)
-    frames: int = 0
-    dropped: int = 0
-    errors: int = 0
-    last_busy_notice: float = 0.0
-    #: The analyzer backend this page chose; None means the server's default.
-    backend: str | None = None
+    service: LiveService = field(repr=False)
+    started: float
+    tracker: FaceTracker
     #: This connection's care state (a ``CareSession``), when the app has a care engine.
     care: object | None = None
-    #: This connection's place in the mood history (a ``HistorySession``).
-    history: object | None = None
+    #: The analyzer backend this page chose; None means the server's default.
+    backend: str | None = None
+    #: This connection's place in the mood history: None until the page has said whose it is.
+    history: HistorySession | None = None
     #: False when the person switched the mood history off in the page's settings.
     keep_history: bool = True
-    tracker: FaceTracker = field(default_factory=FaceTracker)
-    #: Held while the page's ``configure`` is applied: two at once must not interleave.
-    configuring: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: True once the page has said whose session this is (``configure`` with a profile).
+    has_profile: bool = False
+    counters: Counters = field(default_factory=Counters)
+    closed: bool = False
+    _last_busy_notice: float = float("-inf")
     _in_flight: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Held while the page's ``configure`` is applied: two at once must not interleave.
+    _configuring: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def try_begin(self) -> bool:
-        """Claim the client's single in-flight slot; False means drop this frame."""
+    # --- frames ------------------------------------------------------------------------------
+
+    def step(self, frame: object, seq: int | None, now: float) -> list[Event]:
+        """One camera frame through the whole pipeline; the events to send back, in order.
+
+        One frame in flight per connection: a frame that arrives while the previous one is
+        still being analysed is dropped (and the page told so, at most once a second), so a
+        flood costs the flooder and nobody else.
+        """
+        if self.closed:
+            return [("error", {**GONE, "seq": seq})]
+        if not self._try_begin():
+            if self._should_notify_busy(now):
+                return [("error", {"code": "busy", "seq": seq, "message": BUSY_MESSAGE})]
+            return []
+        ok = False
+        svc = self.service
+        vision = svc.visions.get(self.backend)
+        try:
+            vision.check(frame)  # bad frames are answered at once, not queued behind inference
+            analysis = svc.offload(vision.analyze_bytes, frame)
+            tracked = self.tracker.update(analysis.faces, now, (analysis.width, analysis.height))
+            ok = True
+        except FrameError as exc:
+            return [("error", {**exc.to_dict(), "seq": seq})]
+        except Exception:
+            log.exception("analysing a frame failed")
+            return [("error", {"code": "internal", "seq": seq, "message": "The frame could not be analysed."})]
+        finally:
+            self._end(ok)
+        result = {"seq": seq, "ts": int(now * 1000), **analysis.to_dict()}
+        result["faces"] = [face.to_dict() for face in tracked]
+        events: list[Event] = [("result", result)]
+        primary = next((face for face in tracked if face.primary), None)
+        self._record(primary, analysis.backend, now)
+        events += self._care(primary, now)
+        return events
+
+    def _record(self, primary: TrackedFace | None, backend: str, now: float) -> None:
+        history = self.history
+        if primary is None or history is None:
+            return
+        if not history.opened:
+            history.backend = backend  # what really ran, after any fallback
+        self.service.history.sample(history, primary.label, primary.smoothed[primary.label], primary.smoothed, now)
+
+    def _care(self, primary: TrackedFace | None, now: float) -> list[Event]:
+        """The primary face's smoothed mood to this session's care policy; the card it offers.
+
+        After the result, so care never delays the live view; the card goes out before its
+        voice is rendered (by the service's speech queue), so speech never delays the card.
+        A failure here is logged and the stream goes on.
+        """
+        care = self.care
+        if care is None:
+            return []
+        try:
+            if primary is None:
+                action = care.observe(None, 0.0, now)
+            else:
+                action = care.observe(primary.label, primary.smoothed[primary.label], now)
+            if action is None:
+                return []
+            card = care.render(action)
+            if self.history is not None:
+                self.service.history.care(self.history, action, now)
+        except Exception:
+            log.exception("the care step failed")
+            return []
+        if card["speech"] and card["speech"]["engine"] == "pending":
+            self.service.speak(self.sid, card)
+        return [("care", card)]
+
+    # --- the page's choices --------------------------------------------------------------------
+
+    def configure(self, payload: object, now: float) -> Iterator[Event]:
+        """The page's choices: backend, language, profile, care and history settings.
+
+        A generator, because switching to a backend that is still cold says "warming" at once
+        and "ready" seconds later. A malformed ``configure`` changes nothing and yields one
+        ``bad_settings`` (or ``bad_backend``) error. One at a time per connection.
+        """
+        if self.closed:
+            yield "error", GONE
+            return
+        if not isinstance(payload, dict):
+            yield "error", {"code": "bad_settings", "message": "configure takes an object, see docs/protocol.md."}
+            return
+        svc = self.service
+        backend = payload.get("backend")
+        if "backend" in payload:
+            try:
+                svc.visions.check(backend)
+            except ValueError as exc:
+                yield "error", {"code": "bad_backend", "message": str(exc)}
+                return  # before anything else of this configure is applied
+        with self._configuring:
+            try:
+                self._configure_care(payload, now)
+            except (ValueError, TypeError) as exc:
+                yield "error", {"code": "bad_settings", "message": str(exc)}
+                return
+            except Exception:
+                log.exception("applying the page's settings failed")
+                yield "error", {"code": "bad_settings", "message": "The settings could not be applied."}
+                return
+            if "backend" in payload:
+                yield from self._switch_backend(backend)
+
+    def _configure_care(self, payload: dict, now: float) -> None:
+        locale, profile, settings = payload.get("locale"), payload.get("profile"), payload.get("settings")
+        if locale is not None and locale not in self.service.languages:
+            raise ValueError(f"locale must be one of {', '.join(self.service.languages)}")
+        if profile is not None and not isinstance(profile, str):
+            raise ValueError("profile must be a string")
+        if settings is not None and not isinstance(settings, dict):
+            raise ValueError("settings must be an object")
+        keep = (settings or {}).get("history", self.keep_history)
+        if not isinstance(keep, bool):
+            raise ValueError("setting 'history' must be true or false")
+        if self.care is not None and (locale or profile or settings is not None):
+            self.care.configure(locale=locale, profile=profile, settings=settings)
+        self.keep_history = keep
+        self.has_profile = self.has_profile or profile is not None
+        self._follow_profile(now)
+
+    def _follow_profile(self, now: float) -> None:
+        """Keep the history session in step with the page: on or off, its profile and language.
+
+        Nothing is recorded before the page has given its profile: a history opened earlier
+        would belong to no one (or to a shared "default").
+        """
+        history, care, writer = self.history, self.care, self.service.history
+        if not self.keep_history or not self.has_profile:
+            if history is not None:
+                writer.end(history, now)
+                self.history = None
+            return
+        profile = care.profile if care is not None else "default"
+        if history is None or (history.opened and history.profile != profile):
+            if history is not None:
+                writer.end(history, now)  # a new profile starts a new history session
+            self.history = history = HistorySession(profile=profile, backend=self.backend)
+        history.profile = profile
+        if care is not None:
+            history.locale = care.locale
+
+    def _switch_backend(self, backend: str) -> Iterator[Event]:
+        """Switch this session's analyzer (already validated), once it has warmed up.
+
+        A backend that fails to load leaves the session on the one it had.
+        """
+        svc = self.service
+        vision = svc.visions.get(backend)
+        if not vision.ready:
+            yield "status", svc.status(backend)  # "warming": DeepFace takes seconds
+            try:
+                svc.offload(vision.warm_up)
+            except Exception:
+                log.exception("warming up the %s backend failed", backend)
+                yield (
+                    "status",
+                    {
+                        **svc.status(self.backend),
+                        "state": "error",
+                        "requested": backend,
+                        "message": f"The {backend} model failed to load; still using the previous one.",
+                    },
+                )
+                return
+        self.backend = backend
+        yield "status", svc.status(backend)
+
+    def feedback(self, payload: object, now: float) -> list[Event]:
+        """``{"id": "care-12", "verdict": "helpful" | "not_now" | "not_me"}`` for a care card, once."""
+        payload = payload if isinstance(payload, dict) else {}
+        try:
+            if self.closed or self.care is None:
+                raise KeyError("care is off")
+            action = self.care.feedback(str(payload.get("id")), payload.get("verdict"), now)
+        except (KeyError, ValueError, TypeError) as exc:
+            return [("error", {"code": "bad_feedback", "message": str(exc).strip("'\"")})]
+        if self.history is not None:
+            self.service.history.feedback(action.id, payload["verdict"], now)
+        return [("care_feedback", {"id": action.id, "verdict": payload["verdict"], "ok": True})]
+
+    # --- the profile's data deleted, the connection closed ----------------------------------
+
+    def forget(self, profile: str) -> str | None:
+        """The person deleted ``profile``'s data: go on with nothing learned, in a new history
+        session; returns the id of the session left behind (its late writes are dropped)."""
+        if self.care is not None and self.care.profile == profile:
+            self.care.forget()
+        old = self.history
+        if old is None or old.profile != profile:
+            return None
+        self.history = HistorySession(profile=profile, locale=old.locale, backend=old.backend)
+        return old.id
+
+    def end(self, now: float) -> None:
+        self.closed = True
+        if self.history is not None:
+            self.service.history.end(self.history, now)
+            self.history = None
+
+    # --- one frame in flight --------------------------------------------------------------------
+
+    def _try_begin(self) -> bool:
         with self._lock:
             if self._in_flight:
-                self.dropped += 1
+                self.counters.dropped += 1
                 return False
             self._in_flight = True
             return True
 
-    def end(self, ok: bool = True) -> None:
+    def _end(self, ok: bool) -> None:
         with self._lock:
             self._in_flight = False
             if ok:
-                self.frames += 1
+                self.counters.frames += 1
             else:
-                self.errors += 1
+                self.counters.errors += 1
 
-    def track(self, analysis: Analysis, t: float | None = None) -> list[TrackedFace]:
-        """Give each face of a new frame its track id and smoothed mood (one frame at a time)."""
-        return self.tracker.update(
-            analysis.faces, time.monotonic() if t is None else t, (analysis.width, analysis.height)
-        )
-
-    def should_notify_busy(self, interval: float = 1.0) -> bool:
-        """Tell a flooding client at most once per ``interval`` seconds, not once per frame."""
-        now = time.monotonic()
+    def _should_notify_busy(self, now: float) -> bool:
         with self._lock:
-            if now - self.last_busy_notice >= interval:
-                self.last_busy_notice = now
+            if now - self._last_busy_notice >= BUSY_NOTICE_S:
+                self._last_busy_notice = now
                 return True
             return False
 
 
-class LiveHub:
-    """All open sessions, by Socket.IO sid."""
-
-    def __init__(self, smoothing: SmoothingConfig = SmoothingConfig(), care_factory=None, history_factory=None) -> None:
-        self.smoothing = smoothing
-        self.care_factory = care_factory
-        self.history_factory = history_factory
-        self._sessions: dict[str, LiveSession] = {}
-        self._lock = threading.Lock()
-
-    def open(self, sid: str) -> LiveSession:
-        with self._lock:
-            session = self._sessions[sid] = self._new(sid)
-            return session
-
-    def _new(self, sid: str) -> LiveSession:
-        care = self.care_factory() if self.care_factory else None
-        history = self.history_factory() if self.history_factory else None
-        return LiveSession(sid, tracker=FaceTracker(self.smoothing), care=care, history=history)
-
-    def get(self, sid: str) -> LiveSession | None:
-        """The open session of ``sid``; None once it has disconnected (never a new one)."""
-        with self._lock:
-            return self._sessions.get(sid)
-
-    def sessions(self) -> list[LiveSession]:
-        with self._lock:
-            return list(self._sessions.values())
-
-    def close(self, sid: str) -> LiveSession | None:
-        with self._lock:
-            return self._sessions.pop(sid, None)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._sessions)
+GONE = {"code": "no_session", "message": "This connection is closed: reload the page."}
+BUSY_MESSAGE = "One frame at a time: wait for the previous result."

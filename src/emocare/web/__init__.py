@@ -6,6 +6,7 @@ import atexit
 import functools
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +17,10 @@ from ..care.engine import CareEngine
 from ..care.music import MusicCatalogue
 from ..care.policy import PolicyConfig
 from ..care.preferences import PreferenceStore
-from ..care.speech import SpeechService
+from ..care.speech import SpeechQueue, SpeechService
 from ..extensions import socketio
-from ..history import HistorySession, HistoryStore, HistoryWriter
-from ..live import LiveHub
+from ..history import HistoryStore, HistoryWriter
+from ..live import LiveService, ServerInfo
 from ..vision import BACKENDS, FrameLimits, VisionService, build_analyzer
 from ..vision.emocare_backend import care_thresholds
 from ..vision.registry import VisionRegistry
@@ -36,9 +37,10 @@ class Services:
 
     visions: VisionRegistry
     offload: Offloader
-    live: LiveHub
+    live: LiveService
     care: CareEngine
     history: HistoryWriter
+    speech: SpeechQueue
 
     @property
     def vision(self) -> VisionService:
@@ -71,7 +73,8 @@ def _build_vision(app: Flask, backend: str):
 
 def _build_care(app: Flask) -> CareEngine:
     instance = Path(app.instance_path)
-    engines = tuple(e.strip() for e in app.config["SPEECH_ENGINES"].split(",") if e.strip())
+    chosen = app.config["SPEECH_ENGINES"]
+    engines = None if chosen is None else tuple(e.strip() for e in str(chosen).split(",") if e.strip())
     return CareEngine(
         CareContent(),
         MusicCatalogue(Path(app.static_folder), instance / "music"),
@@ -109,6 +112,9 @@ def init_web(app: Flask) -> None:
     # Handlers must be registered before the first init_app: Flask-SocketIO only remembers
     # (and re-binds to later apps) the handlers that were declared while it had no server.
     from . import events  # noqa: F401
+    from .care import bp as care_bp
+    from .history import bp as history_bp
+    from .main import bp as main_bp
 
     socketio.init_app(
         app,
@@ -118,27 +124,30 @@ def init_web(app: Flask) -> None:
     async_mode = socketio.async_mode
     care = _build_care(app)
     history = _build_history(app, async_mode)
-    app.extensions["emocare"] = Services(
-        visions=VisionRegistry(functools.partial(_build_vision, app), app.config["ANALYZER"]),
-        offload=Offloader(async_mode, app.config["INFERENCE_WORKERS"], app.config["OFFLOAD"]),
-        live=LiveHub(
-            SmoothingConfig(
-                app.config["SMOOTHING_TAU"], app.config["SMOOTHING_MARGIN"], app.config["SMOOTHING_DWELL_S"]
-            ),
-            care_factory=lambda: care.session(locale=app.config["DEFAULT_LANGUAGE"]),
-            history_factory=lambda: HistorySession(locale=app.config["DEFAULT_LANGUAGE"]),
-        ),
+    visions = VisionRegistry(functools.partial(_build_vision, app), app.config["ANALYZER"])
+    offload = Offloader(async_mode, app.config["INFERENCE_WORKERS"], app.config["OFFLOAD"])
+    speech = SpeechQueue(care.speech)
+    live = LiveService(
+        visions,
+        offload,
+        history,
         care=care,
-        history=history,
+        smoothing=SmoothingConfig(
+            app.config["SMOOTHING_TAU"], app.config["SMOOTHING_MARGIN"], app.config["SMOOTHING_DWELL_S"]
+        ),
+        speech=speech,
+        info=ServerInfo(async_mode, app.config["MAX_FRAME_BYTES"], BACKENDS),
+        languages=tuple(app.config["LANGUAGES"]),
+        default_locale=app.config["DEFAULT_LANGUAGE"],
+        audio_url=lambda name: f"{care_bp.url_prefix}/audio/{name}",
+        deliver=lambda sid, event, payload: socketio.emit(event, payload, to=sid),
+        clock=app.config.get("CLOCK") or time.time,
     )
+    app.extensions["emocare"] = Services(visions, offload, live, care, history, speech)
     socketio.start_background_task(history.run)
     atexit.register(history.close)  # a clean stop (Ctrl+C, SIGTERM via run.py) writes the rest
+    atexit.register(speech.close)
     i18n.init_app(app)
-
-    from .care import bp as care_bp
-    from .history import bp as history_bp
-    from .main import bp as main_bp
-
     app.register_blueprint(main_bp)
     app.register_blueprint(care_bp)
     app.register_blueprint(history_bp)
@@ -164,15 +173,4 @@ def warm_up(app: Flask) -> None:
 
 def status_payload(app: Flask, backend: str | None = None) -> dict:
     """What the page shows about the model: for the default backend, or a session's choice."""
-    vision = services(app).visions.get(backend)
-    return {
-        "state": "ready" if vision.ready else "warming",
-        "backend": vision.backend or backend or app.config["ANALYZER"],
-        "requested": backend or app.config["ANALYZER"],
-        "backends": list(BACKENDS),
-        "async_mode": socketio.async_mode,
-        "warm_up_ms": None if vision.warm_up_ms is None else round(vision.warm_up_ms),
-        "notice": getattr(vision, "notice", None),
-        "max_frame_bytes": app.config["MAX_FRAME_BYTES"],
-        "speech": "server" if services(app).care.speech.available else "browser",
-    }
+    return services(app).live.status(backend)

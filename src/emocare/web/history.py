@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 
 from ..care.preferences import PROFILE_RE
-from ..history import HistorySession
 from . import services
 
 log = logging.getLogger(__name__)
@@ -110,28 +109,11 @@ def delete_all():
     svc = services(current_app)
     try:
         # what is queued is written first, so nothing deleted can come back after the delete
-        svc.history.delete_profile(profile, lambda: _forget_live(svc, profile))
+        svc.live.forget_profile(profile)
     except Exception:
         log.exception("delete refused: the queued history could not be written first")
         return redirect(url_for("history.index", refused=1))
-    svc.care.store.delete(profile)
     return redirect(url_for("history.index", deleted=1))
-
-
-def _forget_live(svc, profile: str) -> set[str]:
-    """Pages of ``profile`` that are live now go on in fresh sessions, with nothing learned.
-
-    Returns the ids of the sessions they leave, whose late writes the writer drops.
-    """
-    stale = set()
-    for live in svc.live.sessions():
-        if live.care is not None and live.care.profile == profile:
-            live.care.forget()
-        old = live.history
-        if old is not None and old.profile == profile:
-            live.history = HistorySession(profile=profile, locale=old.locale, backend=old.backend)
-            stale.add(old.id)
-    return stale
 
 
 @bp.post("/retention")

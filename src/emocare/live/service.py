@@ -1,0 +1,157 @@
+"""The live service: every open connection's session, and the pipeline parts they share.
+
+Plain Python, no Flask or Socket.IO: the web layer gives it a ``deliver(sid, event, payload)``
+callable for what arrives later than the call that caused it (a spoken reply, rendered by the
+speech queue), and otherwise emits what the sessions' methods return. Forgetting a profile goes
+through here too, so that a deployment of several processes has one place to route it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..care.speech import Speech, SpeechQueue
+from ..history import HistoryWriter
+from ..vision.registry import VisionRegistry
+from ..vision.smoothing import SmoothingConfig
+from ..vision.tracking import FaceTracker
+from .session import LiveSession
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[str, str, dict], None]
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the page is told about the server besides the model (the ``status`` event)."""
+
+    async_mode: str
+    max_frame_bytes: int
+    backends: tuple[str, ...]
+
+
+class LiveService:
+    """Opens, finds and closes sessions; shares the vision, care, history and speech parts."""
+
+    def __init__(
+        self,
+        visions: VisionRegistry,
+        offload: Callable,
+        history: HistoryWriter,
+        care=None,
+        smoothing: SmoothingConfig = SmoothingConfig(),
+        speech: SpeechQueue | None = None,
+        info: ServerInfo | None = None,
+        languages: tuple[str, ...] = ("en", "zh-CN"),
+        default_locale: str = "en",
+        audio_url: Callable[[str], str] = lambda name: f"/care/audio/{name}",
+        deliver: Deliver | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.visions = visions
+        self.offload = offload
+        self.history = history
+        self.care = care
+        self.smoothing = smoothing
+        self.speech = speech
+        self.info = info or ServerInfo("threading", 1_000_000, ())
+        self.languages = languages
+        self.default_locale = default_locale
+        self.audio_url = audio_url
+        self.deliver = deliver
+        #: seconds since the epoch; tests pass a clock they advance by hand
+        self.clock = clock
+        self._sessions: dict[str, LiveSession] = {}
+        self._lock = threading.Lock()
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    def open(self, sid: str) -> LiveSession:
+        care = self.care.session(locale=self.default_locale) if self.care is not None else None
+        session = LiveSession(sid, self, self.clock(), FaceTracker(self.smoothing), care=care)
+        with self._lock:
+            self._sessions[sid] = session
+        return session
+
+    def get(self, sid: str) -> LiveSession | None:
+        """The open session of ``sid``; None once it has disconnected (never a new one)."""
+        with self._lock:
+            return self._sessions.get(sid)
+
+    def sessions(self) -> list[LiveSession]:
+        with self._lock:
+            return list(self._sessions.values())
+
+    def close(self, sid: str) -> LiveSession | None:
+        """End ``sid``'s session: its history session is closed, its queued voice dropped."""
+        with self._lock:
+            session = self._sessions.pop(sid, None)
+        if session is not None:
+            session.end(self.clock())
+            if self.speech is not None:
+                self.speech.cancel(sid)
+        return session
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    # --- what concerns every session ------------------------------------------------------------
+
+    def forget_profile(self, profile: str) -> int:
+        """Delete ``profile``'s history and learned preferences, even while pages of it are live.
+
+        Its live pages go on in new history sessions with nothing learned; what they still send
+        for the old sessions is dropped. Raises (changing nothing) if the queued history
+        cannot be written first. Returns the history sessions removed.
+        """
+
+        def forget_live() -> set[str]:
+            return {old for old in (s.forget(profile) for s in self.sessions()) if old is not None}
+
+        removed = self.history.delete_profile(profile, forget_live)
+        if self.care is not None:
+            self.care.store.delete(profile)
+        return removed
+
+    def status(self, backend: str | None = None) -> dict:
+        """What the page shows about the model: for the default backend, or a session's choice."""
+        vision = self.visions.get(backend)
+        requested = backend or self.visions.default
+        return {
+            "state": "ready" if vision.ready else "warming",
+            "backend": vision.backend or requested,
+            "requested": requested,
+            "backends": list(self.info.backends),
+            "async_mode": self.info.async_mode,
+            "warm_up_ms": None if vision.warm_up_ms is None else round(vision.warm_up_ms),
+            "notice": getattr(vision, "notice", None),
+            "max_frame_bytes": self.info.max_frame_bytes,
+            "speech": "server" if self.speech is not None and self.speech.available else "browser",
+        }
+
+    def speak(self, sid: str, card: dict) -> None:
+        """Give ``card`` its voice: later, through the speech queue, as a ``care_speech`` event."""
+        if self.speech is None or self.deliver is None:
+            return
+        card_id = card["id"]
+
+        def done(speech: Speech | None) -> None:
+            if speech is None:  # no engine worked, or a newer card took this one's turn
+                payload = {"id": card_id, "url": None, "engine": "browser"}
+            else:
+                payload = {
+                    "id": card_id,
+                    "url": self.audio_url(speech.path.name),
+                    "engine": speech.engine,
+                    "duration_s": round(speech.duration_s, 2),
+                }
+            if self.get(sid) is not None:
+                self.deliver(sid, "care_speech", payload)
+
+        self.speech.submit(sid, card["text"], card["locale"], done)

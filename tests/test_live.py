@@ -1,0 +1,81 @@
+"""The live service without the web layer: one session's ``step`` runs detect → classify →
+smooth → care → history, on the stream's own (fake) clock; nothing here imports Flask."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import close_app, make_app
+
+
+def test_the_live_service_imports_no_web_framework():
+    probe = (
+        "import sys, emocare.live, emocare.live.service, emocare.live.session\n"
+        "web = {'flask', 'flask_socketio', 'socketio', 'engineio', 'werkzeug'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in web))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def live(tmp_path, clock):
+    app = make_app(tmp_path, CLOCK=clock, CARE_SUSTAIN_S=1.0)
+    yield app.extensions["emocare"]
+    close_app(app)
+
+
+def names(events):
+    return [name for name, _ in events]
+
+
+def test_step_runs_the_pipeline_on_a_real_face(live, clock, astronaut_jpeg):
+    session = live.live.open("page-1")
+    list(session.configure({"profile": "mei", "locale": "en"}, clock()))
+    results = []
+    for seq in range(30):  # three seconds at 10 fps
+        events = session.step(astronaut_jpeg, seq, clock())
+        assert names(events) == ["result"]  # a steady smile: no care card
+        results.append(events[0][1])
+        clock.advance(0.1)
+    assert [r["seq"] for r in results] == list(range(30))
+    face = results[-1]["faces"][0]
+    assert face["label"] == "happy" and face["primary"]
+    assert results[-1]["ts"] == int((clock() - 0.1) * 1000)  # the stream's clock, not the wall's
+    live.live.close("page-1")
+    live.history.flush()
+    [stored] = live.history.store.sessions_of("mei")
+    assert stored["ended_at"] is not None
+    assert 3 <= len(live.history.store.export("mei")["samples"]) <= 4  # one a second of the stream
+
+
+def test_nothing_is_recorded_before_the_page_names_its_profile(live, clock, astronaut_jpeg):
+    session = live.live.open("page-2")
+    for seq in range(20):
+        session.step(astronaut_jpeg, seq, clock())
+        clock.advance(0.1)
+    live.history.flush()
+    assert live.history.store.counts()["sessions"] == 0
+    list(session.configure({"profile": "kai"}, clock()))
+    for seq in range(20):
+        session.step(astronaut_jpeg, seq, clock())
+        clock.advance(0.1)
+    live.history.flush()
+    assert [s["profile"] for s in live.history.store.sessions_of("kai")] == ["kai"]
+
+
+def test_one_frame_in_flight_and_a_closed_session_answers_gone(live, clock, astronaut_jpeg):
+    session = live.live.open("page-3")
+    assert session._try_begin()  # a frame is being analysed
+    [(name, busy)] = session.step(astronaut_jpeg, 7, clock())
+    assert name == "error" and busy["code"] == "busy" and busy["seq"] == 7
+    assert session.step(astronaut_jpeg, 8, clock()) == []  # told once a second, not per frame
+    session._end(True)
+    assert names(session.step(astronaut_jpeg, 9, clock())) == ["result"]
+    live.live.close("page-3")
+    [(name, gone)] = session.step(astronaut_jpeg, 10, clock())
+    assert gone["code"] == "no_session"
