@@ -211,3 +211,53 @@ def fake_camera(tmp_path_factory, astronaut) -> Path:
     """A few seconds of y4m video of the astronaut portrait, made with ffmpeg, for Chromium."""
     still = place_on_canvas(astronaut, (640, 480), face_height=0.9)
     return make_video(tmp_path_factory.mktemp("camera"), still, "astronaut")
+
+
+# --- Debian's Chromium with the fake camera ----------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@contextlib.contextmanager
+def chromium(camera: Path, profile: Path, **options):
+    """Debian's Chromium, headless, whose webcam plays ``camera`` (a y4m video); ``options``
+    go to Playwright's ``launch_persistent_context`` (``device_scale_factor=2``)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is required (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            viewport={"width": 1200, "height": 800},
+            **options,
+            args=[
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera}",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def browser(fake_camera: Path, tmp_path: Path):
+    with chromium(fake_camera, tmp_path / "profile") as context:
+        yield context
+
+
+def start_camera(page, url: str) -> None:
+    page.goto(url)
+    start = page.locator("#start")
+    assert start.is_disabled(), "the camera must not start before consent"
+    page.locator("#consent-check").check()
+    start.click()

@@ -3,10 +3,7 @@ portrait, the real server on 127.0.0.1, and the page rendering "happy" from live
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import time
-from pathlib import Path
 
 import cv2
 import pytest
@@ -15,46 +12,9 @@ from bench.common import ServerProcess
 from emocare.vision import build_analyzer
 from emocare.vision.samples import camera_frame
 
-from .conftest import ARTIFACTS, make_video
+from .conftest import ARTIFACTS, chromium, make_video, start_camera
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@contextlib.contextmanager
-def chromium(camera: Path, profile: Path):
-    """Debian's Chromium, headless, whose webcam plays ``camera`` (a y4m video)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is required (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            viewport={"width": 1200, "height": 800},
-            args=[
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield context
-        context.close()
-
-
-@pytest.fixture
-def browser(fake_camera: Path, tmp_path: Path):
-    with chromium(fake_camera, tmp_path / "profile") as context:
-        yield context
 
 
 def overlay_has_drawing(page) -> bool:
@@ -67,14 +27,6 @@ def overlay_has_drawing(page) -> bool:
             return false;
         }"""
     )
-
-
-def start_camera(page, url: str) -> None:
-    page.goto(url)
-    start = page.locator("#start")
-    assert start.is_disabled(), "the camera must not start before consent"
-    page.locator("#consent-check").check()
-    start.click()
 
 
 def test_live_page_shows_happy(browser, start_server):

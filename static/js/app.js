@@ -1,18 +1,23 @@
 /* EmoCare live page: camera → downscaled JPEG → Socket.IO → boxes, scores and status.
  *
  * One frame is in flight at a time: the next frame is captured only when the result of the
- * previous one has arrived, aiming at TARGET_FPS. Frames travel as binary attachments, never
- * base64, and are never stored, on either side.
+ * previous one has arrived, at TARGET_FPS or slower when the round trip says the link or the
+ * server cannot keep up (frameInterval). Frames travel as binary attachments, never base64,
+ * as volatile emits (dropped, not queued, while the connection cannot take them), and are
+ * never stored, on either side. Capture pauses while the tab is hidden; a camera that goes
+ * away (unplugged, permission withdrawn) is said so, with a button to start it again.
  */
 (function () {
   "use strict";
 
   const EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
   const TARGET_FPS = 10;
+  const MIN_FPS = 2;
   const FRAME_WIDTH = 320;
   const JPEG_QUALITY = 0.7;
-  const REPLY_TIMEOUT_MS = 5000;
+  const REPLY_TIMEOUT_MS = 3000;
   const RETRY_AFTER_ERROR_MS = 500;
+  const NO_FACE_AFTER_MS = 1000; // "no face" is said only once the face has been gone a second
 
   const strings = JSON.parse(document.getElementById("strings").textContent);
   const $ = (id) => document.getElementById(id);
@@ -26,6 +31,8 @@
   const consentCard = $("consent");
   const capture = document.createElement("canvas");
   const backendSelect = $("backend-select");
+  const cameraSelect = $("camera-select");
+  const cameraLost = $("camera-lost");
   // the backend this page asked for; null: whatever the server's default is
   const offered = (name) => [...backendSelect.options].some((o) => o.value === name);
   let chosenBackend = localStorage.getItem("emocare.backend");
@@ -59,9 +66,13 @@
     return text;
   }
 
-  function setStatus(state, text) {
-    statusEl.dataset.state = state;
-    statusEl.textContent = text || t("status." + state);
+  // #status is a polite live region: it is written only when what it says changes, so a
+  // screen reader hears "Live" once, not once a frame
+  function setStatus(name, text) {
+    const value = text || t("status." + name);
+    if (statusEl.dataset.state === name && statusEl.textContent === value) return;
+    statusEl.dataset.state = name;
+    statusEl.textContent = value;
   }
 
   const hooks = []; // other scripts (care.js) attach their handlers to the socket here
@@ -77,6 +88,8 @@
     rtts: [],
     stream: null,
     socket: null,
+    paused: false, // the tab is hidden
+    lastFaceAt: 0,
   };
 
   consent.addEventListener("change", () => {
@@ -92,6 +105,7 @@
       if (chosenBackend) socket.emit("configure", { backend: chosenBackend });
     });
     socket.on("status", (msg) => {
+      if (msg.state === "error") msg.message = errorText(msg);
       // a broadcast about the server's default model does not concern a page that chose another
       if (chosenBackend && msg.requested && msg.requested !== chosenBackend && msg.state !== "error") return;
       if (!chosenBackend && offered(msg.requested)) {
@@ -133,28 +147,128 @@
     }
   }
 
+  // --- the camera: which one, and what happens when it goes away -----------------------------
+
+  async function openCamera() {
+    const chosen = localStorage.getItem("emocare.camera");
+    const video = { width: { ideal: 640 }, height: { ideal: 480 } };
+    if (chosen) {
+      try {
+        return await navigator.mediaDevices.getUserMedia({ video: { ...video, deviceId: { exact: chosen } }, audio: false });
+      } catch (err) {
+        if (err.name !== "OverconstrainedError" && err.name !== "NotFoundError") throw err;
+        localStorage.removeItem("emocare.camera"); // that camera is gone: use the default one
+      }
+    }
+    return navigator.mediaDevices.getUserMedia({ video: video, audio: false });
+  }
+
+  async function listCameras() {
+    if (!navigator.mediaDevices.enumerateDevices) return;
+    const cameras = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
+    const current = state.stream && state.stream.getVideoTracks()[0];
+    const inUse = current && current.getSettings ? current.getSettings().deviceId : null;
+    cameraSelect.replaceChildren(
+      ...cameras.map((camera, i) => {
+        const option = document.createElement("option");
+        option.value = camera.deviceId;
+        option.textContent = camera.label || t("camera.unnamed", { n: i + 1 });
+        return option;
+      })
+    );
+    const wanted = inUse || localStorage.getItem("emocare.camera");
+    if (wanted && cameras.some((c) => c.deviceId === wanted)) cameraSelect.value = wanted;
+    cameraSelect.disabled = cameras.length < 2 && !!state.stream;
+  }
+
+  cameraSelect.addEventListener("change", async () => {
+    localStorage.setItem("emocare.camera", cameraSelect.value);
+    if (!state.running) return;
+    releaseCamera();
+    try {
+      await useStream(await openCamera());
+    } catch (err) {
+      cameraGone("camera_denied", err);
+    }
+  });
+
+  async function useStream(stream) {
+    state.stream = stream;
+    for (const track of stream.getVideoTracks()) track.addEventListener("ended", () => cameraGone("camera_ended"));
+    video.srcObject = stream;
+    await video.play().catch(() => {});
+    listCameras();
+  }
+
+  function releaseCamera() {
+    if (state.stream) state.stream.getTracks().forEach((track) => track.stop());
+    state.stream = null;
+    video.srcObject = null;
+  }
+
+  // The track ended on its own (unplugged, taken by another app, permission withdrawn): say so
+  // plainly, with a button that starts it again; nothing else of the page is lost.
+  function cameraGone(reason, err) {
+    if (!state.running) return;
+    stop();
+    const message = t("status." + reason, { error: err ? err.message || err.name : "" });
+    setStatus("camera_lost", message);
+    $("camera-lost-text").textContent = message;
+    cameraLost.hidden = false;
+  }
+
+  $("camera-restart").addEventListener("click", () => {
+    cameraLost.hidden = true;
+    start();
+  });
+
+  if (navigator.permissions && navigator.permissions.query) {
+    navigator.permissions
+      .query({ name: "camera" })
+      .then((permission) => {
+        permission.addEventListener("change", () => {
+          if (permission.state === "denied") cameraGone("camera_revoked");
+        });
+      })
+      .catch(() => {}); // a browser that cannot tell: the track's "ended" event still says it
+  }
+
+  // --- a hidden tab sends nothing ---------------------------------------------------------------
+
+  document.addEventListener("visibilitychange", () => {
+    if (!state.running) return;
+    if (document.hidden) {
+      state.paused = true;
+      clearTimeout(state.timer);
+      clearTimeout(state.watchdog);
+      state.inFlight = false;
+      setStatus("paused");
+    } else if (state.paused) {
+      state.paused = false;
+      setStatus(state.ready ? "live" : "connecting");
+      if (state.ready) schedule(0);
+    }
+  });
+
   async function start() {
     if (state.running || !consent.checked) return;
     startBtn.disabled = true;
+    cameraLost.hidden = true;
     setStatus("starting");
     try {
-      state.stream = await navigator.mediaDevices.getUserMedia({
-        video: { width: { ideal: 640 }, height: { ideal: 480 } },
-        audio: false,
-      });
+      await useStream(await openCamera());
     } catch (err) {
       startBtn.disabled = false;
       setStatus("error", t("status.camera_denied", { error: err.message || err.name }));
       return;
     }
-    video.srcObject = state.stream;
     await video.play().catch(() => {});
     state.running = true;
     stopBtn.disabled = false;
     consentCard.classList.add("collapsed"); // consent given: keep the buttons, fold the text
     if (!state.socket) state.socket = connect();
     else if (!state.socket.connected) state.socket.connect();
-    setStatus(state.ready ? "live" : "connecting");
+    setStatus(state.paused ? "paused" : state.ready ? "live" : "connecting");
     if (state.ready) schedule(0);
   }
 
@@ -163,10 +277,8 @@
     clearTimeout(state.timer);
     clearTimeout(state.watchdog);
     state.inFlight = false;
-    if (state.stream) state.stream.getTracks().forEach((track) => track.stop());
+    releaseCamera();
     document.dispatchEvent(new CustomEvent("emocare:stopped"));
-    state.stream = null;
-    video.srcObject = null;
     clearOverlay();
     renderScores(null);
     stopBtn.disabled = true;
@@ -181,7 +293,8 @@
   }
 
   function sendFrame() {
-    if (!state.running || !state.ready || state.inFlight || !state.socket || !state.socket.connected) return;
+    if (!state.running || state.paused || !state.ready || state.inFlight) return;
+    if (!state.socket || !state.socket.connected) return;
     if (!video.videoWidth) return schedule(100);
     const height = Math.round((FRAME_WIDTH * video.videoHeight) / video.videoWidth);
     capture.width = FRAME_WIDTH;
@@ -197,7 +310,8 @@
       const image = await blob.arrayBuffer();
       state.seq += 1;
       state.sentAt = performance.now();
-      state.socket.emit("frame", { seq: state.seq, image: image });
+      // volatile: while the connection cannot take it, the frame is dropped, not queued
+      state.socket.volatile.emit("frame", { seq: state.seq, image: image });
       clearTimeout(state.watchdog);
       state.watchdog = setTimeout(() => {
         // A reply that never comes (server restart, dropped packet) must not stall the loop.
@@ -207,9 +321,19 @@
     }, "image/jpeg", JPEG_QUALITY);
   }
 
+  // The time between frames: TARGET_FPS while round trips are short; over a slow link or a
+  // busy server, one frame every 1.5 median round trips (at least MIN_FPS), so the page does
+  // not keep the connection full; it speeds up again as the round trips shorten.
+  function frameInterval(rtts) {
+    const recent = rtts.slice(-10).map((r) => r.rtt);
+    if (recent.length < 3) return 1000 / TARGET_FPS;
+    const median = recent.sort((a, b) => a - b)[Math.floor(recent.length / 2)];
+    return Math.min(1000 / MIN_FPS, Math.max(1000 / TARGET_FPS, 1.5 * median));
+  }
+
   function nextFrame() {
     const elapsed = performance.now() - state.sentAt;
-    schedule(1000 / TARGET_FPS - elapsed);
+    schedule(frameInterval(state.rtts) - elapsed);
   }
 
   function onResult(msg) {
@@ -223,14 +347,17 @@
     drawFaces(faces, msg.frame);
     // the server marks the primary face (largest, most central) and smooths each face's scores
     renderScores(faces.find((f) => f.primary) || faces[0] || null);
-    setStatus(faces.length ? "live" : "no_face");
+    if (faces.length) state.lastFaceAt = performance.now();
+    setStatus(faces.length || performance.now() - state.lastFaceAt < NO_FACE_AFTER_MS ? "live" : "no_face");
     renderStats();
     nextFrame();
   }
 
+  // every code the server sends has its text in both languages (error.<code>); the server's
+  // own English message is only a fallback for a code this page does not know yet
   function errorText(msg) {
     const key = "error." + msg.code;
-    return strings[key] ? t(key) : msg.message || msg.code;
+    return strings[key] ? t(key, { backend: msg.requested || msg.backend || "" }) : msg.message || msg.code;
   }
 
   function onError(msg) {
@@ -289,11 +416,14 @@
   function drawFaces(faces, frame) {
     const width = video.clientWidth;
     const height = video.clientHeight;
-    if (overlay.width !== width || overlay.height !== height) {
-      overlay.width = width;
-      overlay.height = height;
+    // the canvas has one pixel per device pixel, so boxes and labels are sharp on HiDPI screens
+    const dpr = window.devicePixelRatio || 1;
+    if (overlay.width !== Math.round(width * dpr) || overlay.height !== Math.round(height * dpr)) {
+      overlay.width = Math.round(width * dpr);
+      overlay.height = Math.round(height * dpr);
     }
     const ctx = overlay.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, width, height);
     if (!frame || !frame.width) return;
     const scale = width / frame.width;
@@ -319,10 +449,12 @@
     state: state,
     EMOTIONS: EMOTIONS,
     t: t,
+    frameInterval: frameInterval,
     onSocket: (hook) => {
       hooks.push(hook);
       if (state.socket) hook(state.socket);
     },
   };
   setStatus("idle");
+  listCameras().catch(() => {}); // labels appear once the camera has been allowed
 })();

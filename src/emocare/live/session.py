@@ -229,6 +229,7 @@ class LiveSession:
                     {
                         **svc.status(self.backend),
                         "state": "error",
+                        "code": "backend_failed",
                         "requested": backend,
                         "message": f"The {backend} model failed to load; still using the previous one.",
                     },
