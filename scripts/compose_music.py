@@ -8,9 +8,15 @@ principle* (meet the listener where they are, then move gently toward calm or wa
 them, is hard. So the clips are composed here, as data, and rendered with a free General
 MIDI soundfont. Everything is deterministic: the same script gives the same files.
 
+This file is only the composer and the synthesis pipeline. The music itself is data beside
+it, in ``scripts/music/`` (JSON, so a piece can be read and changed without reading code):
+``pieces/<id>.json`` holds one piece each, ``catalogue.json`` their order, ``vocabulary.json``
+the arpeggio patterns and melody rhythms every piece picks from, and ``instruments.json`` the
+General MIDI instrument names.
+
 Pipeline, per piece:
 
-1. The piece is *data* (``PIECES`` below): keys and chord progressions per section, a
+1. The piece is *data* (``pieces/<id>.json``): keys and chord progressions per section, a
    tempo curve and an "energy" curve over bars, and a list of instrument tracks, each with
    a role (pad, bass, arpeggio, melody, drone, pulse, sparkle...) and the rules that role
    follows. The curves are what make a clip *move*: a calming clip's energy falls, so its
@@ -29,7 +35,9 @@ Pipeline, per piece:
    and the folder stays small.
 
 Needs Debian's ``fluidsynth``, ``fluid-soundfont-gm`` and ``ffmpeg``; see ``docs/music.md``.
-Run ``python3 scripts/compose_music.py`` from anywhere; ``--help`` lists the options.
+Run ``python3 scripts/compose_music.py`` from anywhere; ``--help`` lists the options
+(``--out-dir`` and ``--manifest`` write somewhere other than the repository, e.g. to compare a
+change's output with the committed clips).
 """
 
 from __future__ import annotations
@@ -49,15 +57,24 @@ import subprocess
 import sys
 import tempfile
 import wave
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 log = logging.getLogger("compose_music")
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Where the clips and their manifest go by default (``--out-dir``, ``--manifest``).
 OUT_DIR = ROOT / "static" / "music"
 MANIFEST = ROOT / "src" / "emocare" / "care" / "content" / "music.json"
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+#: The pieces and the vocabulary they share (see the module docstring).
+DATA_DIR = Path(__file__).resolve().parent / "music"
+#: A piece, or one of its tracks, as the composer uses it: the JSON object from the data
+#: files, with pitches turned into MIDI numbers (see "The data files" below).
+Piece = dict[str, Any]
+Spec = dict[str, Any]
 
 #: MIDI ticks per quarter note.
 TPB = 480
@@ -113,39 +130,8 @@ CHORD_RE = re.compile(
     r"^(?P<acc>[b#]?)(?P<num>VII|vii|III|iii|IV|iv|VI|vi|II|ii|V|v|I|i)(?P<dim>°?)"
     r"(?P<ext>(?:maj7|7|add9|sus2|sus4|6)*)(?:/(?P<inv>[357]))?$"
 )
-
-GM_NAMES = {
-    0: "Acoustic grand piano",
-    4: "Electric piano",
-    8: "Celesta",
-    10: "Music box",
-    11: "Vibraphone",
-    12: "Marimba",
-    24: "Nylon-string guitar",
-    25: "Steel-string guitar",
-    32: "Acoustic bass",
-    35: "Fretless bass",
-    40: "Violin",
-    41: "Viola",
-    42: "Cello",
-    43: "Contrabass",
-    44: "Tremolo strings",
-    45: "Pizzicato strings",
-    46: "Harp",
-    48: "String ensemble",
-    49: "Slow strings",
-    52: "Choir aahs",
-    53: "Voice oohs",
-    60: "French horn",
-    68: "Oboe",
-    69: "English horn",
-    71: "Clarinet",
-    73: "Flute",
-    75: "Pan flute",
-    79: "Ocarina",
-    88: "New-age pad",
-    89: "Warm pad",
-}
+# The General MIDI instrument names (GM_NAMES), the arpeggio patterns (ARP_PATTERNS) and the
+# melody rhythms (RHYTHMS, ENDINGS) are data: see "The data files" below.
 
 
 def note(name: str) -> int:
@@ -251,7 +237,7 @@ def melody_scale(chord: Chord, pentatonic: bool = False) -> set[int]:
     return set(pcs)
 
 
-def voicings(chord: Chord, n: int, lo: int, hi: int):
+def voicings(chord: Chord, n: int, lo: int, hi: int) -> Iterator[tuple[int, ...]]:
     """Every n-note voicing of ``chord`` within [lo, hi] that keeps root, third and any
     seventh or added tone, has no seconds between neighbouring voices and no gap wider
     than an octave."""
@@ -307,7 +293,7 @@ class Curve:
     """A value over bars, eased (cosine) between breakpoints so that tempo and energy
     change smoothly, with no audible corners."""
 
-    def __init__(self, points: list[tuple[float, float]]):
+    def __init__(self, points: list[tuple[float, float]] | list[list[float]]) -> None:
         self.points = sorted(points)
 
     def __call__(self, bar: float) -> float:
@@ -332,7 +318,7 @@ class Segment:
 class Score:
     """The harmonic timeline (chord segments in beats) plus the tempo and energy curves."""
 
-    def __init__(self, piece: dict):
+    def __init__(self, piece: Piece) -> None:
         self.bpb = piece["meter"]
         self.segments: list[Segment] = []
         self.section_starts: list[int] = []
@@ -394,11 +380,11 @@ class Track:
     name: str
     channel: int
     program: int
-    spec: dict
-    notes: list = field(default_factory=list)  # (start_tick, end_tick, pitch, velocity)
-    ccs: list = field(default_factory=list)  # (tick, controller, value)
+    spec: Spec
+    notes: list[tuple[int, int, int, int]] = field(default_factory=list)  # (start_tick, end_tick, pitch, velocity)
+    ccs: list[tuple[int, int, int]] = field(default_factory=list)  # (tick, controller, value)
 
-    def add(self, start: float, dur: float, pitch: int, vel: float, jitter: int = 0):
+    def add(self, start: float, dur: float, pitch: int, vel: float, jitter: int = 0) -> None:
         """Add a note at ``start`` beats lasting ``dur`` beats; ``jitter`` ticks of timing
         looseness (never before zero) keep the sequenced parts from sounding mechanical."""
         t0 = max(0, round(start * TPB) + jitter)
@@ -406,17 +392,17 @@ class Track:
         self.notes.append((t0, t1, int(pitch), int(max(1, min(110, round(vel))))))
 
 
-def vel_of(spec: dict, energy: float, default=(35, 70)) -> float:
+def vel_of(spec: Spec, energy: float, default: tuple[float, float] = (35, 70)) -> float:
     lo, hi = spec.get("vel", default)
     return lo + (hi - lo) * energy
 
 
-def active_bars(score: Score, spec: dict) -> tuple[int, int]:
+def active_bars(score: Score, spec: Spec) -> tuple[int, int]:
     b0, b1 = spec.get("bars", (0, score.bars))
     return b0, min(b1, score.bars)
 
 
-def role_pad(score, spec, rng, track):
+def role_pad(score: Score, spec: Spec, rng: random.Random, track: Track) -> None:
     """Sustained, voice-led chords. Common tones are tied across chord changes instead of
     re-struck (unless ``restrike``), the way a string section or a choir would sing it."""
     lo, hi = spec["range"]
@@ -439,7 +425,7 @@ def role_pad(score, spec, rng, track):
         track.add(start, end - start, p, pv)
 
 
-def role_bass(score, spec, rng, track):
+def role_bass(score: Score, spec: Spec, rng: random.Random, track: Track) -> None:
     """The bass line: the chord's bass note (or the key's tonic as a pedal), in a pattern
     chosen by the energy at that moment: ``eighths``/``pulse`` when there is drive,
     ``half`` (root then fifth) in between, ``whole`` when things are settling."""
@@ -470,17 +456,7 @@ def role_bass(score, spec, rng, track):
             i += 1
 
 
-ARP_PATTERNS = {
-    "up": [0, 1, 2, 3],
-    "updown": [0, 1, 2, 3, 2, 1],
-    "alberti": [0, 2, 1, 2],
-    "pick": [-1, 2, 1, 3, -1, 2, 1, 3],
-    "harp": [-1, 0, 1, 2, 3, 2, 1, 0],
-    "wave": [0, 1, 2, 3, 4, 3, 2, 1],
-}
-
-
-def role_arp(score, spec, rng, track):
+def role_arp(score: Score, spec: Spec, rng: random.Random, track: Track) -> None:
     """Broken chords over a voice-led voicing. The note rate comes from the energy curve
     (``subdiv`` maps energy thresholds to beats per note), so a calming piece's
     arpeggios slow down by themselves, and a comforting piece's gain motion at the end.
@@ -515,7 +491,7 @@ def role_arp(score, spec, rng, track):
             t += step
 
 
-def role_comp(score, spec, rng, track):
+def role_comp(score: Score, spec: Spec, rng: random.Random, track: Track) -> None:
     """Block-chord accompaniment in a fixed per-bar pattern, e.g. a waltz guitar: bass
     note on one, chord on two and three. ``pattern`` lists (beat, voice indices, length);
     index -1 is the bass note."""
@@ -541,7 +517,7 @@ def role_comp(score, spec, rng, track):
                 track.add(pos, dur, pitch, vel, jitter=i * 12 + rng.randint(0, 4))
 
 
-def role_drone(score, spec, rng, track):
+def role_drone(score: Score, spec: Spec, rng: random.Random, track: Track) -> None:
     """Long held notes on the key's tonic and fifth (``intervals``), re-struck every
     ``every`` bars and at each key change: a floor that does not move."""
     lo = spec["range"][0]
@@ -556,7 +532,7 @@ def role_drone(score, spec, rng, track):
             track.add(a * score.bpb, (b - a) * score.bpb, base + interval, vel - 3 * i)
 
 
-def role_pulse(score, spec, rng, track):
+def role_pulse(score: Score, spec: Spec, rng: random.Random, track: Track) -> None:
     """A steady, predictable pulse (one note every ``step`` beats), on the key's tonic,
     the chord root, or alternating root and fifth. Its velocity does not follow the energy
     curve: its job is to be the same every time, like a slow heartbeat."""
@@ -580,7 +556,7 @@ def role_pulse(score, spec, rng, track):
         pos += step
 
 
-def role_sparkle(score, spec, rng, track):
+def role_sparkle(score: Score, spec: Spec, rng: random.Random, track: Track) -> None:
     """Occasional soft high notes on chord tones (celesta, music box, vibraphone), a
     little light that appears as a comforting piece brightens."""
     lo, hi = spec["range"]
@@ -600,35 +576,6 @@ def role_sparkle(score, spec, rng, track):
             track.add(pos, 2.0, last, vel_of(spec, score.energy(pos), (28, 42)) + rng.uniform(-3, 3))
 
 
-# Rhythm vocabularies for melodies: one bar each, durations in beats, negative = rest.
-RHYTHMS = {
-    4: {
-        "sparse": [[2, 2], [3, 1], [2, 1, 1], [-1, 1, 2], [1.5, 0.5, 2]],
-        "medium": [[1, 1, 2], [2, 1, 1], [1.5, 0.5, 2], [1, 1, 1, 1], [-1, 1, 1, 1], [3, 1], [2, 2]],
-        "active": [
-            [1, 0.5, 0.5, 1, 1],
-            [0.5, 0.5, 1, 2],
-            [1, 1, 0.5, 0.5, 1],
-            [1.5, 0.5, 1, 1],
-            [1, 1, 1, 1],
-            [0.5, 0.5, 0.5, 0.5, 2],
-        ],
-    },
-    3: {
-        "sparse": [[2, 1], [-1, 2], [1, 2], [1.5, 0.5, 1]],
-        "medium": [[1, 1, 1], [2, 1], [1.5, 0.5, 1], [1, 2]],
-        "active": [[1, 0.5, 0.5, 1], [0.5, 0.5, 1, 1], [1.5, 0.5, 1], [1, 1, 0.5, 0.5]],
-    },
-}
-# Phrase-ending bars: a long note, often followed by a breath.
-ENDINGS = {
-    4: {
-        "sparse": [[4], [3, -1], [2, -2]],
-        "medium": [[2, 2], [1, 1, 2], [3, -1]],
-        "active": [[1, 1, 2], [1.5, 0.5, 2], [2, 2]],
-    },
-    3: {"sparse": [[3], [2, -1]], "medium": [[2, -1], [1, 2], [3]], "active": [[1, 2], [2, 1]]},
-}
 # Phrase contours, t in [0, 1] -> height relative to the register's centre (in units of
 # the melody's ``amp``).
 CONTOURS = {
@@ -666,7 +613,7 @@ def vary_rhythm(rhythm: list[list[float]], steps: int) -> list[list[float]]:
     return out
 
 
-def role_melody(score, spec, rng, track):
+def role_melody(score: Score, spec: Spec, rng: random.Random, track: Track) -> None:
     """A melody built phrase by phrase (``phrase_bars`` long, following a ``plan`` such as
     "abac"). A phrase's first occurrence follows a contour (arch, rise, fall...); a repeated
     letter reuses its rhythm (made busier or calmer if the energy has changed) and is
@@ -689,7 +636,7 @@ def role_melody(score, spec, rng, track):
     contours = spec.get("contours", ["arch", "rise", "fall", "late-arch", "wave"])
     pentatonic = spec.get("pentatonic", False)
     bpb = score.bpb
-    motifs: dict = {}
+    motifs: dict[str, dict[str, Any]] = {}
     prev, prev_step, prev_nct = None, 0, False
     phrases = [(b, min(b + pb, b1)) for b in range(b0, b1, pb)]
     for n_phrase, (p0, p1) in enumerate(phrases):
@@ -808,7 +755,7 @@ def role_melody(score, spec, rng, track):
             motif["shape"] = played
 
 
-ROLES = {
+ROLES: dict[str, Callable[[Score, Spec, random.Random, Track], None]] = {
     "pad": role_pad,
     "bass": role_bass,
     "arp": role_arp,
@@ -820,7 +767,7 @@ ROLES = {
 }
 
 
-def expression(score: Score, spec: dict, beat: float) -> int:
+def expression(score: Score, spec: Spec, beat: float) -> int:
     """CC11 (expression) at ``beat``: swells in a breathing rhythm if ``swell`` (period in
     bars) is set, and fades a part in or out over ``ramp_in``/``ramp_out`` bars when it
     enters or leaves mid-piece, so the texture thickens or thins without a bump."""
@@ -838,7 +785,7 @@ def expression(score: Score, spec: dict, beat: float) -> int:
     return int(max(0, min(127, round(value))))
 
 
-def compose(piece: dict) -> tuple[Score, list[Track]]:
+def compose(piece: Piece) -> tuple[Score, list[Track]]:
     """All tracks of ``piece`` as notes and controller events, from its seed."""
     score = Score(piece)
     tracks = []
@@ -903,7 +850,7 @@ def meta(kind: int, payload: bytes) -> bytes:
     return bytes([0xFF, kind]) + vlq(len(payload)) + payload
 
 
-def midi_bytes(piece: dict, score: Score, tracks: list[Track]) -> tuple[bytes, int]:
+def midi_bytes(piece: Piece, score: Score, tracks: list[Track]) -> tuple[bytes, int]:
     """A format-1 SMF: a conductor track with the tempo map (one tempo event per beat,
     following the tempo curve), then one track per instrument. Returns the bytes and the
     last tick."""
@@ -949,7 +896,7 @@ def midi_bytes(piece: dict, score: Score, tracks: list[Track]) -> tuple[bytes, i
 # --------------------------------------------------------------------------------------
 
 
-def run(cmd: list, **kw) -> subprocess.CompletedProcess:
+def run(cmd: list[Any], **kw: Any) -> subprocess.CompletedProcess[str]:
     log.debug("$ %s", " ".join(map(str, cmd)))
     result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
     if result.returncode != 0:
@@ -1104,7 +1051,7 @@ def tempo_summary(score: Score) -> str:
     return f"{first:.0f}→{last:.0f}"
 
 
-def describe(piece: dict, score: Score, tracks: list[Track]) -> None:
+def describe(piece: Piece, score: Score, tracks: list[Track]) -> None:
     """Log the structure once per clip, since no one can listen in CI: keys, meter, the
     tempo and energy curves sampled every few bars, and the chords bar by bar."""
     keys = " → ".join(k.name for k in keys_of(score))
@@ -1202,7 +1149,7 @@ def verify(paths: list[Path]) -> list[dict]:
     return results
 
 
-def markdown_table(pieces: list[dict], durations: dict[str, float]) -> str:
+def markdown_table(pieces: list[Piece], durations: dict[str, float]) -> str:
     """The clip table for docs/music.md (``--table``), so the doc can be refreshed from
     the same data."""
     rows = [
@@ -1218,12 +1165,13 @@ def markdown_table(pieces: list[dict], durations: dict[str, float]) -> str:
         rows.append(
             f"| {piece['id']} | {piece['category']} | {keys} | {score.bpb}/4 | "
             f"{tempo_summary(score)} | {instruments} | "
-            f"{durations.get(piece['id'], 0):.1f} s | {s[0]}→{e[0]} | {s[1]}→{e[1]} |"
+            f"{durations.get(piece['id'], 0):.1f} s | {s['valence']}→{e['valence']} | {s['arousal']}→{e['arousal']} |"
         )
     return "\n".join(rows)
 
 
-def instrument_names(piece: dict) -> list[str]:
+def instrument_names(piece: Piece) -> list[str]:
+    """The piece's instruments in track order, each once (for the manifest and the docs)."""
     names = []
     for spec in piece["tracks"]:
         name = GM_NAMES[spec["program"]]
@@ -1233,831 +1181,165 @@ def instrument_names(piece: dict) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------
-# The pieces
+# The data files
 # --------------------------------------------------------------------------------------
-# Each piece is data. ``start``/``end`` are (valence, arousal) in [0, 1]: where the clip
-# begins and where it leaves the listener, used by the app for iso-principle matching.
-# Roles and their options are documented in the role_* functions above. Ranges are MIDI
-# note numbers, written with note() for readability.
+# JSON has no comments, so the files explain themselves in "why" and "notes" strings,
+# which the composer ignores. Everything else is checked here, at start, so that a typo
+# in a hand-edited file (an option name the roles would silently ignore, a rhythm that
+# does not fill its bar) stops the script with the file's name instead of quietly
+# changing the music.
 
-R = note  # short alias for the tables below
+#: Fields that explain the data to people; allowed anywhere a key list is checked.
+PROSE_KEYS = {"why", "notes"}
+AXES = ("valence", "arousal")
+#: A piece's fields: what the manifest says about the clip, and what the composer makes it
+#: from. ``tail_beats`` (beats left to ring after the last bar, default 3) is optional.
+CLIP_KEYS = {"id", "category", "title", "mood_tags", "start", "end"}
+MUSIC_KEYS = {"seed", "meter", "sections", "tempo", "energy", "tracks"}
+OPTIONAL_PIECE_KEYS = {"tail_beats"}
+SECTION_KEYS = {"key", "mode", "bars"}
+#: The options each role reads (see the role_* functions), and those every track has
+#: (``compose``, ``expression``, ``midi_bytes``). Only their union is enforced: an option a
+#: track's role does not read is harmless, a misspelt one is not.
+TRACK_OPTIONS = {
+    "every track": {"role", "program", "name", "bars", "range", "vel", "volume", "pan", "reverb", "chorus", "expr"},
+    "expression": {"ramp_in", "ramp_out", "swell", "swell_range"},
+    "pad": {"voices", "restrike"},
+    "bass": {"patterns", "pedal", "legato"},
+    "arp": {"voices", "pattern", "subdiv", "ring"},
+    "comp": {"voices", "bass_lo", "pattern"},
+    "drone": {"every", "intervals"},
+    "pulse": {"step", "pitch", "legato"},
+    "sparkle": {"p"},
+    "melody": {"phrase_bars", "plan", "amp", "center", "density", "contours", "pentatonic", "noise", "legato"},
+}
+TRACK_KEYS = set().union(*TRACK_OPTIONS.values())
 
-PIECES: list[dict] = [
-    # ---- comforting: for sadness. Slow, low, minor; turns to the relative major, the
-    # melody moves up an octave to a brighter instrument and gains a little motion.
-    {
-        "id": "comforting-1",
-        "category": "comforting",
-        "seed": 11,
-        "title": {"en": "After the Rain", "zh-CN": "雨后"},
-        "mood_tags": ["sad"],
-        "start": (0.2, 0.25),
-        "end": (0.6, 0.35),
-        "meter": 4,
-        "sections": [
-            {"key": "A", "mode": "minor", "bars": ["i", "VI", "iv", "V", "i", "VI", "iv7", "V7"]},
-            {"key": "C", "mode": "major", "bars": ["IV", "V", "iii", "vi", "ii7", "Vsus4 V", "I", "I"]},
-        ],
-        "tempo": [(0, 58), (8, 61), (14, 68), (16, 62)],
-        "energy": [(0, 0.18), (8, 0.3), (13, 0.55), (16, 0.4)],
-        "tracks": [
-            {
-                "role": "arp",
-                "program": 0,
-                "range": (R("A2"), R("E5")),
-                "pattern": "up",
-                "subdiv": [(0.4, 0.5), (0, 1.0)],
-                "ring": 4,
-                "vel": (30, 58),
-                "pan": 48,
-                "volume": 88,
-            },
-            {
-                "role": "pad",
-                "program": 48,
-                "range": (R("E3"), R("D5")),
-                "voices": 4,
-                "vel": (30, 52),
-                "volume": 64,
-                "pan": 80,
-            },
-            {
-                "role": "bass",
-                "program": 43,
-                "range": (R("E1"), R("A2")),
-                "patterns": [(0, "whole")],
-                "vel": (38, 55),
-                "volume": 72,
-            },
-            {
-                "role": "melody",
-                "program": 42,
-                "bars": (0, 8),
-                "range": (R("C3"), R("G4")),
-                "center": [(0, R("G3")), (8, R("C4"))],
-                "plan": "abab",
-                "amp": 7,
-                "vel": (50, 72),
-                "legato": 1.0,
-                "volume": 100,
-                "reverb": 80,
-            },
-            {
-                "role": "melody",
-                "program": 73,
-                "bars": (8, 16),
-                "range": (R("G4"), R("D6")),
-                "center": [(8, R("C5")), (16, R("E5"))],
-                "plan": "abac",
-                "amp": 8,
-                "vel": (45, 70),
-                "volume": 92,
-                "reverb": 85,
-            },
-            {
-                "role": "sparkle",
-                "program": 8,
-                "bars": (12, 16),
-                "range": (R("C5"), R("G6")),
-                "p": 0.4,
-                "vel": (30, 44),
-                "pan": 90,
-                "volume": 70,
-                "reverb": 100,
-            },
-        ],
-    },
-    {
-        "id": "comforting-2",
-        "category": "comforting",
-        "seed": 23,
-        "title": {"en": "A Warm Cup", "zh-CN": "一杯温茶"},
-        "mood_tags": ["sad"],
-        "start": (0.15, 0.2),
-        "end": (0.55, 0.35),
-        "meter": 3,
-        "sections": [
-            {"key": "D", "mode": "minor", "bars": ["i", "iv", "VII", "III", "VI", "iv", "V", "i", "VI", "VII"]},
-            {"key": "F", "mode": "major", "bars": ["I", "V/3", "vi", "iii", "IV", "I/3", "ii7", "V7", "I", "I"]},
-        ],
-        "tempo": [(0, 56), (10, 60), (18, 66), (20, 60)],
-        "energy": [(0, 0.2), (10, 0.3), (17, 0.58), (20, 0.4)],
-        "tracks": [
-            {
-                "role": "arp",
-                "program": 46,
-                "range": (R("D3"), R("F5")),
-                "pattern": "updown",
-                "voices": 4,
-                "subdiv": [(0.42, 0.5), (0, 1.0)],
-                "ring": 3,
-                "vel": (32, 60),
-                "pan": 40,
-                "volume": 96,
-            },
-            {
-                "role": "pad",
-                "program": 89,
-                "range": (R("F3"), R("C5")),
-                "voices": 3,
-                "vel": (30, 48),
-                "volume": 62,
-                "pan": 76,
-            },
-            {
-                "role": "bass",
-                "program": 42,
-                "range": (R("C2"), R("E3")),
-                "patterns": [(0, "whole")],
-                "vel": (36, 52),
-                "volume": 74,
-            },
-            {
-                "role": "melody",
-                "program": 69,
-                "bars": (0, 10),
-                "range": (R("A3"), R("D5")),
-                "center": [(0, R("D4")), (10, R("F4"))],
-                "plan": "abac",
-                "amp": 7,
-                "vel": (48, 68),
-                "volume": 96,
-            },
-            {
-                "role": "melody",
-                "program": 71,
-                "bars": (10, 20),
-                "range": (R("C4"), R("A5")),
-                "center": [(10, R("A4")), (20, R("C5"))],
-                "plan": "aabc",
-                "amp": 8,
-                "vel": (46, 70),
-                "volume": 96,
-            },
-            {
-                "role": "sparkle",
-                "program": 11,
-                "bars": (14, 20),
-                "range": (R("F5"), R("C7")),
-                "p": 0.4,
-                "vel": (28, 40),
-                "pan": 88,
-                "volume": 66,
-                "reverb": 100,
-            },
-        ],
-    },
-    {
-        "id": "comforting-3",
-        "category": "comforting",
-        "seed": 37,
-        "title": {"en": "Slow Light", "zh-CN": "光慢慢亮起来"},
-        "mood_tags": ["sad"],
-        "start": (0.25, 0.3),
-        "end": (0.6, 0.4),
-        "meter": 4,
-        "sections": [
-            {"key": "E", "mode": "minor", "bars": ["i", "iv", "VI", "VII", "i", "VI", "iv", "VII"]},
-            {"key": "G", "mode": "major", "bars": ["I", "vi", "IV", "V", "I/3", "IV", "Vsus4 V", "I"]},
-        ],
-        "tempo": [(0, 63), (8, 66), (14, 72), (16, 66)],
-        "energy": [(0, 0.2), (8, 0.32), (14, 0.55), (16, 0.42)],
-        "tracks": [
-            {
-                "role": "arp",
-                "program": 24,
-                "range": (R("E3"), R("E5")),
-                "pattern": "pick",
-                "voices": 4,
-                "subdiv": [(0.36, 0.5), (0, 1.0)],
-                "ring": 3,
-                "vel": (36, 62),
-                "pan": 52,
-                "volume": 100,
-                "bass_lo": R("E2"),
-            },
-            {
-                "role": "pad",
-                "program": 52,
-                "range": (R("G3"), R("D5")),
-                "voices": 3,
-                "vel": (28, 45),
-                "volume": 56,
-                "pan": 72,
-            },
-            {
-                "role": "pad",
-                "program": 49,
-                "bars": (8, 16),
-                "range": (R("D4"), R("G5")),
-                "voices": 3,
-                "vel": (28, 46),
-                "volume": 58,
-                "pan": 88,
-                "ramp_in": 2,
-            },
-            {
-                "role": "bass",
-                "program": 32,
-                "range": (R("E1"), R("G2")),
-                "patterns": [(0.42, "half"), (0, "whole")],
-                "vel": (40, 56),
-                "volume": 80,
-            },
-            {
-                "role": "melody",
-                "program": 41,
-                "bars": (0, 8),
-                "range": (R("C3"), R("A4")),
-                "center": [(0, R("G3")), (8, R("B3"))],
-                "plan": "abac",
-                "amp": 7,
-                "vel": (48, 70),
-                "legato": 1.0,
-                "volume": 98,
-            },
-            {
-                "role": "melody",
-                "program": 79,
-                "bars": (8, 16),
-                "range": (R("G4"), R("D6")),
-                "center": [(8, R("B4")), (16, R("D5"))],
-                "plan": "abab",
-                "amp": 8,
-                "vel": (45, 66),
-                "volume": 90,
-                "reverb": 90,
-            },
-        ],
-    },
-    # ---- calming: for anger and fear. Starts with some motion (faster tempo, eighth-note
-    # figures, fuller texture), then decelerates; parts drop out, notes lengthen, the
-    # dynamics fall, and the harmony settles from minor (or restless) into major.
-    {
-        "id": "calming-1",
-        "category": "calming",
-        "seed": 41,
-        "title": {"en": "Letting the Wave Pass", "zh-CN": "让浪过去"},
-        "mood_tags": ["angry", "fear"],
-        "start": (0.3, 0.75),
-        "end": (0.6, 0.2),
-        "meter": 4,
-        "sections": [
-            {"key": "B", "mode": "minor", "bars": ["i", "VI", "III", "VII", "i", "VI", "iv", "V"]},
-            {"key": "D", "mode": "major", "bars": ["I", "V/3", "vi", "iii", "IV", "I/3", "ii7", "V", "I", "I"]},
-        ],
-        "tempo": [(0, 96), (6, 88), (12, 70), (16, 62), (18, 58)],
-        "energy": [(0, 0.75), (6, 0.6), (12, 0.3), (18, 0.1)],
-        "tracks": [
-            {
-                "role": "arp",
-                "program": 0,
-                "range": (R("B2"), R("F#5")),
-                "pattern": "updown",
-                "subdiv": [(0.55, 0.5), (0.28, 1.0), (0, 2.0)],
-                "ring": 2,
-                "vel": (28, 64),
-                "pan": 46,
-                "volume": 90,
-            },
-            {
-                "role": "bass",
-                "program": 45,
-                "bars": (0, 8),
-                "range": (R("B1"), R("D3")),
-                "patterns": [(0, "eighths")],
-                "vel": (34, 60),
-                "volume": 82,
-                "legato": 0.6,
-                "ramp_out": 3,
-            },
-            {
-                "role": "pad",
-                "program": 48,
-                "range": (R("F#3"), R("D5")),
-                "voices": 4,
-                "vel": (30, 56),
-                "volume": 66,
-                "pan": 82,
-            },
-            {
-                "role": "bass",
-                "program": 43,
-                "bars": (6, 18),
-                "range": (R("D1"), R("F#2")),
-                "patterns": [(0.35, "half"), (0, "whole")],
-                "vel": (32, 52),
-                "volume": 76,
-                "ramp_in": 2,
-            },
-            {
-                "role": "melody",
-                "program": 71,
-                "range": (R("G3"), R("G5")),
-                "center": [(0, R("A4")), (18, R("E4"))],
-                "plan": "abac",
-                "amp": 7,
-                "vel": (40, 72),
-                "volume": 96,
-            },
-            {
-                "role": "pad",
-                "program": 89,
-                "bars": (10, 18),
-                "range": (R("D3"), R("A4")),
-                "voices": 3,
-                "vel": (26, 40),
-                "volume": 60,
-                "ramp_in": 3,
-                "pan": 56,
-            },
-        ],
-    },
-    {
-        "id": "calming-2",
-        "category": "calming",
-        "seed": 53,
-        "title": {"en": "Evening Tide", "zh-CN": "晚潮"},
-        "mood_tags": ["fear", "angry", "surprise"],
-        "start": (0.25, 0.7),
-        "end": (0.55, 0.2),
-        "meter": 4,
-        "sections": [
-            {"key": "C", "mode": "minor", "bars": ["i", "iv", "VII", "III", "VI", "iv", "V", "VII"]},
-            {"key": "Eb", "mode": "major", "bars": ["I", "vi", "IV", "V", "I/3", "IV", "Vsus4 V", "I", "I"]},
-        ],
-        "tempo": [(0, 90), (8, 78), (13, 64), (17, 56)],
-        "energy": [(0, 0.8), (8, 0.5), (13, 0.25), (17, 0.1)],
-        "tracks": [
-            {
-                "role": "arp",
-                "program": 46,
-                "range": (R("C3"), R("G5")),
-                "pattern": "harp",
-                "subdiv": [(0.62, 1 / 3), (0.38, 0.5), (0.2, 1.0), (0, 2.0)],
-                "ring": 3,
-                "vel": (28, 60),
-                "pan": 42,
-                "volume": 96,
-            },
-            {
-                "role": "pad",
-                "program": 44,
-                "bars": (0, 8),
-                "range": (R("G3"), R("D5")),
-                "voices": 4,
-                "vel": (34, 52),
-                "volume": 60,
-                "pan": 84,
-                "ramp_out": 3,
-            },
-            {
-                "role": "pad",
-                "program": 49,
-                "bars": (6, 17),
-                "range": (R("G3"), R("Eb5")),
-                "voices": 4,
-                "vel": (30, 48),
-                "volume": 64,
-                "pan": 80,
-                "ramp_in": 2,
-            },
-            {
-                "role": "bass",
-                "program": 42,
-                "range": (R("C2"), R("Eb3")),
-                "patterns": [(0.55, "pulse"), (0.3, "half"), (0, "whole")],
-                "vel": (32, 56),
-                "volume": 76,
-            },
-            {
-                "role": "melody",
-                "program": 73,
-                "bars": (0, 8),
-                "range": (R("G4"), R("C6")),
-                "center": [(0, R("Eb5")), (8, R("C5"))],
-                "plan": "abab",
-                "amp": 7,
-                "vel": (44, 68),
-                "volume": 88,
-            },
-            {
-                "role": "melody",
-                "program": 60,
-                "bars": (8, 17),
-                "range": (R("Bb2"), R("Eb4")),
-                "center": [(8, R("G3")), (17, R("Eb3"))],
-                "plan": "aabc",
-                "amp": 6,
-                "density": [(0.45, "medium"), (0, "sparse")],
-                "vel": (38, 58),
-                "volume": 90,
-            },
-        ],
-    },
-    {
-        "id": "calming-3",
-        "category": "calming",
-        "seed": 67,
-        "title": {"en": "Soft Landing", "zh-CN": "轻轻落地"},
-        "mood_tags": ["angry", "surprise"],
-        "start": (0.4, 0.8),
-        "end": (0.6, 0.25),
-        "meter": 4,
-        "sections": [
-            {
-                "key": "F",
-                "mode": "major",
-                "bars": ["vi", "IV", "I", "V", "vi", "IV", "ii", "V", "IV", "I/3", "ii7", "I", "IV", "iv", "I", "I"],
-            },
-        ],
-        "tempo": [(0, 100), (6, 90), (11, 72), (16, 60)],
-        "energy": [(0, 0.8), (6, 0.6), (11, 0.3), (16, 0.1)],
-        "tracks": [
-            {
-                "role": "arp",
-                "program": 4,
-                "range": (R("F3"), R("A5")),
-                "pattern": "alberti",
-                "voices": 3,
-                "subdiv": [(0.55, 0.5), (0.3, 1.0), (0, 2.0)],
-                "ring": 2,
-                "vel": (30, 62),
-                "pan": 50,
-                "volume": 92,
-                "chorus": 30,
-            },
-            {
-                "role": "pulse",
-                "program": 12,
-                "bars": (0, 6),
-                "range": (R("F3"), R("C5")),
-                "step": 0.5,
-                "pitch": "root5",
-                "vel": (36, 44),
-                "volume": 74,
-                "pan": 78,
-                "ramp_out": 3,
-            },
-            {
-                "role": "bass",
-                "program": 35,
-                "range": (R("C1"), R("D2")),
-                "patterns": [(0.55, "pulse"), (0.3, "half"), (0, "whole")],
-                "vel": (34, 58),
-                "volume": 84,
-            },
-            {
-                "role": "melody",
-                "program": 40,
-                "range": (R("D4"), R("C6")),
-                "center": [(0, R("C5")), (16, R("A4"))],
-                "plan": "aabc",
-                "amp": 7,
-                "vel": (42, 68),
-                "legato": 1.0,
-                "volume": 86,
-                "reverb": 85,
-            },
-            {
-                "role": "pad",
-                "program": 88,
-                "bars": (4, 16),
-                "range": (R("A3"), R("F5")),
-                "voices": 3,
-                "vel": (26, 42),
-                "volume": 60,
-                "pan": 70,
-                "ramp_in": 3,
-            },
-        ],
-    },
-    # ---- grounding: for fear and disgust. Constant tempo, a drone on the tonic and fifth,
-    # a steady low pulse, repeating four-bar harmony over a pedal, and a simple pentatonic
-    # tune: nothing unexpected.
-    {
-        "id": "grounding-1",
-        "category": "grounding",
-        "seed": 71,
-        "title": {"en": "Steady Ground", "zh-CN": "脚踏实地"},
-        "mood_tags": ["fear", "disgust"],
-        "start": (0.35, 0.5),
-        "end": (0.5, 0.35),
-        "meter": 4,
-        "sections": [
-            {"key": "D", "mode": "major", "bars": ["I", "IV", "I", "V"] * 3 + ["I", "IV", "V", "I"]},
-        ],
-        "tempo": [(0, 66), (14, 66), (16, 62)],
-        "energy": [(0, 0.4), (16, 0.3)],
-        "tracks": [
-            {
-                "role": "drone",
-                "program": 49,
-                "range": (R("D2"), R("A2")),
-                "every": 8,
-                "vel": (46, 50),
-                "volume": 72,
-                "swell": 4,
-                "swell_range": (90, 115),
-            },
-            {
-                "role": "pulse",
-                "program": 25,
-                "range": (R("A2"), R("A3")),
-                "step": 1.0,
-                "pitch": "tonic5",
-                "vel": (40, 48),
-                "volume": 80,
-                "pan": 44,
-                "legato": 0.85,
-            },
-            {
-                "role": "pad",
-                "program": 89,
-                "range": (R("F#3"), R("D5")),
-                "voices": 3,
-                "vel": (30, 40),
-                "volume": 58,
-                "pan": 80,
-            },
-            {
-                "role": "melody",
-                "program": 75,
-                "bars": (2, 16),
-                "range": (R("A4"), R("D6")),
-                "center": [(2, R("E5")), (16, R("D5"))],
-                "plan": "aaba",
-                "amp": 5,
-                "pentatonic": True,
-                "density": [(0.36, "medium"), (0, "sparse")],
-                "vel": (46, 58),
-                "volume": 86,
-                "reverb": 90,
-                "noise": 0.8,
-            },
-        ],
-    },
-    {
-        "id": "grounding-2",
-        "category": "grounding",
-        "seed": 83,
-        "title": {"en": "Breathing Room", "zh-CN": "呼吸的空间"},
-        "mood_tags": ["fear", "disgust", "angry"],
-        "start": (0.3, 0.45),
-        "end": (0.45, 0.3),
-        "meter": 4,
-        # A dorian over an A pedal: two-bar cycles, and the pads swell and fall over those
-        # two bars (8 s at 60 bpm), a slow breathing pace.
-        "sections": [
-            {"key": "A", "mode": "dorian", "bars": ["i", "IV", "i", "VII"] * 3 + ["i", "IV", "i", "i"]},
-        ],
-        "tempo": [(0, 60), (14, 60), (16, 56)],
-        "energy": [(0, 0.35), (16, 0.25)],
-        "tracks": [
-            {
-                "role": "drone",
-                "program": 89,
-                "range": (R("A1"), R("E2")),
-                "every": 4,
-                "vel": (50, 54),
-                "volume": 78,
-                "swell": 2,
-                "swell_range": (84, 118),
-            },
-            {
-                "role": "pad",
-                "program": 53,
-                "range": (R("E3"), R("C5")),
-                "voices": 3,
-                "vel": (32, 40),
-                "volume": 62,
-                "pan": 76,
-                "swell": 2,
-                "swell_range": (70, 118),
-            },
-            {
-                "role": "pulse",
-                "program": 46,
-                "range": (R("A2"), R("E3")),
-                "step": 2.0,
-                "pitch": "tonic5",
-                "vel": (44, 50),
-                "volume": 84,
-                "pan": 50,
-                "legato": 1.0,
-            },
-            {
-                "role": "melody",
-                "program": 42,
-                "bars": (4, 16),
-                "range": (R("A2"), R("E4")),
-                "center": [(4, R("A3")), (16, R("E3"))],
-                "plan": "abab",
-                "amp": 5,
-                "pentatonic": True,
-                "density": [(0, "sparse")],
-                "vel": (46, 60),
-                "legato": 1.0,
-                "volume": 92,
-            },
-        ],
-    },
-    # ---- uplifting: for neutral and happy moments, or as the last step after comfort.
-    # Gentle major, mid tempo, warm; the texture fills out a little as it goes.
-    {
-        "id": "uplifting-1",
-        "category": "uplifting",
-        "seed": 97,
-        "title": {"en": "Open Window", "zh-CN": "推开窗"},
-        "mood_tags": ["neutral", "happy"],
-        "start": (0.5, 0.4),
-        "end": (0.8, 0.55),
-        "meter": 3,
-        "sections": [
-            {
-                "key": "G",
-                "mode": "major",
-                "bars": [
-                    "I",
-                    "V/3",
-                    "vi",
-                    "iii",
-                    "IV",
-                    "I/3",
-                    "ii",
-                    "V",
-                    "I",
-                    "V/3",
-                    "vi",
-                    "iii",
-                    "IV",
-                    "I/3",
-                    "IV",
-                    "V7",
-                    "IV",
-                    "V",
-                    "iii",
-                    "vi",
-                    "ii7",
-                    "V",
-                    "I",
-                    "I",
-                ],
-            },
-        ],
-        "tempo": [(0, 92), (20, 96), (24, 88)],
-        "energy": [(0, 0.4), (16, 0.6), (22, 0.6), (24, 0.45)],
-        "tracks": [
-            {
-                "role": "comp",
-                "program": 24,
-                "range": (R("G3"), R("E5")),
-                "voices": 3,
-                "bass_lo": R("E2"),
-                "pattern": [(0, [-1], 2.8), (1, [0, 1, 2], 0.85), (2, [0, 1, 2], 0.85)],
-                "vel": (40, 60),
-                "volume": 96,
-                "pan": 50,
-            },
-            {
-                "role": "bass",
-                "program": 32,
-                "range": (R("E1"), R("D2")),
-                "patterns": [(0, "whole")],
-                "vel": (38, 50),
-                "volume": 68,
-            },
-            {
-                "role": "pad",
-                "program": 48,
-                "bars": (8, 24),
-                "range": (R("B3"), R("G5")),
-                "voices": 3,
-                "vel": (28, 44),
-                "volume": 58,
-                "pan": 84,
-                "ramp_in": 3,
-            },
-            {
-                "role": "melody",
-                "program": 73,
-                "range": (R("D5"), R("E6")),
-                "phrase_bars": 4,
-                "center": [(0, R("G5")), (24, R("B5"))],
-                "plan": "abac",
-                "amp": 6,
-                "density": [(0.5, "active"), (0, "medium")],
-                "vel": (48, 68),
-                "volume": 90,
-            },
-            {
-                "role": "sparkle",
-                "program": 10,
-                "bars": (16, 24),
-                "range": (R("G5"), R("D7")),
-                "p": 0.2,
-                "vel": (28, 40),
-                "pan": 92,
-                "volume": 62,
-                "reverb": 100,
-            },
-        ],
-    },
-    {
-        "id": "uplifting-2",
-        "category": "uplifting",
-        "seed": 101,
-        "title": {"en": "Little Steps", "zh-CN": "小步向前"},
-        "mood_tags": ["happy", "neutral"],
-        "start": (0.55, 0.45),
-        "end": (0.8, 0.55),
-        "meter": 4,
-        "sections": [
-            {
-                "key": "A",
-                "mode": "major",
-                "bars": [
-                    "I",
-                    "I",
-                    "I",
-                    "iii",
-                    "IV",
-                    "V",
-                    "I",
-                    "vi",
-                    "ii7",
-                    "V",
-                    "IV",
-                    "V",
-                    "iii",
-                    "vi",
-                    "ii7",
-                    "Vsus4 V",
-                    "IV",
-                    "I",
-                ],
-            },
-        ],
-        "tempo": [(0, 82), (16, 86), (18, 78)],
-        "energy": [(0, 0.4), (12, 0.62), (18, 0.45)],
-        "tracks": [
-            {
-                "role": "arp",
-                "program": 0,
-                "range": (R("A3"), R("E5")),
-                "pattern": "alberti",
-                "voices": 3,
-                "subdiv": [(0, 0.5)],
-                "ring": 2,
-                "vel": (36, 58),
-                "pan": 50,
-                "volume": 90,
-            },
-            {
-                "role": "bass",
-                "program": 32,
-                "range": (R("E1"), R("D2")),
-                "patterns": [(0.5, "half"), (0, "whole")],
-                "vel": (40, 56),
-                "volume": 76,
-            },
-            {
-                "role": "pad",
-                "program": 48,
-                "bars": (4, 18),
-                "range": (R("C#4"), R("A5")),
-                "voices": 3,
-                "vel": (28, 44),
-                "volume": 56,
-                "pan": 82,
-                "ramp_in": 2,
-            },
-            {
-                "role": "melody",
-                "program": 68,
-                "bars": (2, 18),
-                "range": (R("E4"), R("E6")),
-                "center": [(2, R("C#5")), (18, R("E5"))],
-                "plan": "abac",
-                "amp": 7,
-                "density": [(0.5, "active"), (0, "medium")],
-                "vel": (46, 66),
-                "volume": 86,
-            },
-            {
-                "role": "sparkle",
-                "program": 8,
-                "bars": (10, 18),
-                "range": (R("A5"), R("E7")),
-                "p": 0.22,
-                "vel": (30, 42),
-                "pan": 92,
-                "volume": 66,
-                "reverb": 100,
-            },
-        ],
-    },
-]
+
+class DataError(ValueError):
+    """A data file is missing or malformed; the message names the file."""
+
+
+class Vocabulary(NamedTuple):
+    """What every piece picks from. ``rhythms`` and ``endings`` are keyed by meter (beats
+    per bar), then by density level."""
+
+    arp_patterns: dict[str, list[int]]
+    rhythms: dict[int, dict[str, list[list[float]]]]
+    endings: dict[int, dict[str, list[list[float]]]]
+
+
+def read_json(path: Path) -> Any:
+    """A data file's contents; a missing or unparsable file is a DataError naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: {exc}") from exc
+
+
+def check_keys(where: str, obj: dict, allowed: Iterable[str], required: Iterable[str] = ()) -> None:
+    """Unknown keys are errors: a misspelt option would otherwise be ignored without a word."""
+    unknown = set(obj) - set(allowed) - PROSE_KEYS
+    missing = set(required) - set(obj)
+    if unknown:
+        raise DataError(f"{where}: unknown keys {sorted(unknown)}")
+    if missing:
+        raise DataError(f"{where}: missing keys {sorted(missing)}")
+
+
+def load_instruments(data_dir: Path = DATA_DIR) -> dict[int, str]:
+    """General MIDI program number -> the instrument's name, as the manifest lists it."""
+    path = data_dir / "instruments.json"
+    return {int(program): name for program, name in read_json(path)["programs"].items()}
+
+
+def load_vocabulary(data_dir: Path = DATA_DIR) -> Vocabulary:
+    """The arpeggio patterns and the melody rhythms. A rhythm bar whose durations (rests
+    count by their length) do not add up to the meter would push every later note off the
+    beat, so that is checked."""
+    path = data_dir / "vocabulary.json"
+    data = read_json(path)
+    tables = ("arp_patterns", "rhythms", "endings")
+    check_keys(str(path), data, tables, tables)
+    bars_by_meter = {}
+    for table in ("rhythms", "endings"):
+        by_meter = {int(meter): levels for meter, levels in data[table].items()}
+        for meter, levels in by_meter.items():
+            check_keys(f"{path}: {table}[{meter}]", levels, LEVELS, LEVELS)
+            for level, bars in levels.items():
+                for bar in bars:
+                    if sum(abs(d) for d in bar) != meter:
+                        raise DataError(f"{path}: {table}[{meter}][{level}] {bar} does not fill a bar of {meter}")
+        bars_by_meter[table] = by_meter
+    return Vocabulary(data["arp_patterns"], bars_by_meter["rhythms"], bars_by_meter["endings"])
+
+
+def pitch(value: str | int) -> int:
+    """A pitch from the data: a note name (``"F#3"``) or already a MIDI number."""
+    return value if isinstance(value, int) else note(value)
+
+
+def load_piece(path: Path, instruments: dict[int, str], vocabulary: Vocabulary) -> Piece:
+    """One piece, checked against the instrument table and the vocabulary, with its
+    pitches (written as note names for people) turned into the MIDI numbers the composer
+    works with."""
+    piece = read_json(path)
+    check_keys(str(path), piece, CLIP_KEYS | MUSIC_KEYS | OPTIONAL_PIECE_KEYS, CLIP_KEYS | MUSIC_KEYS)
+    if piece["id"] != path.stem:
+        raise DataError(f"{path}: id {piece['id']!r} does not match the file name")
+    for point in ("start", "end"):
+        check_keys(f"{path}: {point}", piece[point], AXES, AXES)
+        if not all(0 <= v <= 1 for v in piece[point].values()):
+            raise DataError(f"{path}: {point} {piece[point]} outside [0, 1]")
+    for i, section in enumerate(piece["sections"]):
+        check_keys(f"{path}: section {i + 1}", section, SECTION_KEYS, SECTION_KEYS)
+        if section["key"] not in NOTE_PC or section["mode"] not in MODES:
+            raise DataError(f"{path}: section {i + 1}: unknown key {section['key']!r} or mode {section['mode']!r}")
+    for i, spec in enumerate(piece["tracks"]):
+        where = f"{path}: track {i + 1}"
+        check_keys(where, spec, TRACK_KEYS, {"role", "program"})
+        if spec["role"] not in ROLES:
+            raise DataError(f"{where}: unknown role {spec['role']!r}; known: {', '.join(ROLES)}")
+        if spec["program"] not in instruments:
+            raise DataError(f"{where}: program {spec['program']} is not in instruments.json")
+        if spec["role"] == "arp" and spec.get("pattern", "up") not in vocabulary.arp_patterns:
+            raise DataError(f"{where}: unknown arpeggio pattern {spec['pattern']!r}")
+        unknown_contours = set(spec.get("contours", ())) - set(CONTOURS)
+        if unknown_contours:
+            raise DataError(f"{where}: unknown contours {sorted(unknown_contours)}")
+        try:
+            if "range" in spec:
+                spec["range"] = [pitch(p) for p in spec["range"]]
+            if "bass_lo" in spec:
+                spec["bass_lo"] = pitch(spec["bass_lo"])
+            if "center" in spec:
+                spec["center"] = [[bar, pitch(p)] for bar, p in spec["center"]]
+        except ValueError as exc:
+            raise DataError(f"{where}: {exc}") from exc
+    return piece
+
+
+def load_pieces(data_dir: Path = DATA_DIR) -> list[Piece]:
+    """Every piece, in the catalogue's order (the order of the renders and of the
+    manifest). A piece file the catalogue does not list is an error, not silently left
+    out of the app."""
+    instruments, vocabulary = load_instruments(data_dir), load_vocabulary(data_dir)
+    path = data_dir / "catalogue.json"
+    ids = read_json(path)["pieces"]
+    if len(set(ids)) != len(ids):
+        raise DataError(f"{path}: clip ids must be unique")
+    unlisted = sorted(p.name for p in (data_dir / "pieces").glob("*.json") if p.stem not in ids)
+    if unlisted:
+        raise DataError(f"{path}: does not list {', '.join(unlisted)}")
+    return [load_piece(data_dir / "pieces" / f"{i}.json", instruments, vocabulary) for i in ids]
+
+
+GM_NAMES = load_instruments()
+ARP_PATTERNS, RHYTHMS, ENDINGS = load_vocabulary()
+#: Each piece is data. ``start``/``end`` are where the clip begins and where it leaves the
+#: listener (valence and arousal in [0, 1]), used by the app for iso-principle matching.
+#: Roles and their options are documented in the role_* functions above.
+PIECES = load_pieces()
 
 
 # --------------------------------------------------------------------------------------
@@ -2065,7 +1347,18 @@ PIECES: list[dict] = [
 # --------------------------------------------------------------------------------------
 
 
-def manifest_entry(piece: dict, duration: float) -> dict:
+def shown(path: Path) -> str:
+    """``path`` for the log: relative to the repository when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def manifest_entry(piece: Piece, duration: float) -> dict[str, Any]:
+    """The piece's entry in music.json. The keys are listed one by one, not copied from
+    the piece, so that the data files' own fields never leak into the app's manifest and
+    the manifest's layout does not depend on the order of keys in a data file."""
     s, e = piece["start"], piece["end"]
     return {
         "id": piece["id"],
@@ -2073,8 +1366,8 @@ def manifest_entry(piece: dict, duration: float) -> dict:
         "category": piece["category"],
         "title": piece["title"],
         "mood_tags": piece["mood_tags"],
-        "start": {"valence": s[0], "arousal": s[1]},
-        "end": {"valence": e[0], "arousal": e[1]},
+        "start": {"valence": s["valence"], "arousal": s["arousal"]},
+        "end": {"valence": e["valence"], "arousal": e["arousal"]},
         "duration_s": round(duration, 1),
         "instruments": instrument_names(piece),
         "license": "CC0-1.0",
@@ -2089,9 +1382,9 @@ def check_tools() -> None:
         )
 
 
-def build(pieces: list[dict], midi_dir: Path | None) -> dict[str, float]:
-    """Compose, render and encode ``pieces`` into OUT_DIR; returns measured durations."""
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+def build(pieces: list[Piece], out_dir: Path, midi_dir: Path | None) -> dict[str, float]:
+    """Compose, render and encode ``pieces`` into ``out_dir``; returns measured durations."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     durations = {}
     with tempfile.TemporaryDirectory(prefix="emocare-music-") as tmp:
         tmp = Path(tmp)
@@ -2109,7 +1402,7 @@ def build(pieces: list[dict], midi_dir: Path | None) -> dict[str, float]:
             seconds, peak = wav_stats(wav)
             if peak > -0.1:
                 log.warning("%s: the synth output reaches %.2f dBFS and may clip; lower SYNTH_GAIN", piece["id"], peak)
-            ogg = OUT_DIR / f"{piece['id']}.ogg"
+            ogg = out_dir / f"{piece['id']}.ogg"
             stats = encode_ogg(wav, ogg, seconds)
             durations[piece["id"]] = probe_duration(ogg)
             log.info(
@@ -2118,19 +1411,19 @@ def build(pieces: list[dict], midi_dir: Path | None) -> dict[str, float]:
                 peak,
                 stats["input_i"],
                 stats["output_i"],
-                ogg.relative_to(ROOT),
+                shown(ogg),
                 ogg.stat().st_size / 1000,
                 hashlib.sha256(ogg.read_bytes()).hexdigest()[:12],
             )
     return durations
 
 
-def write_manifest(durations: dict[str, float]) -> None:
-    clips = [manifest_entry(p, durations[p["id"]]) for p in PIECES]
-    MANIFEST.write_text(
-        json.dumps({"version": 1, "clips": clips}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
-    log.info("wrote %s (%d clips)", MANIFEST.relative_to(ROOT), len(clips))
+def write_manifest(pieces: list[Piece], durations: dict[str, float], path: Path) -> None:
+    """music.json, in the catalogue's order."""
+    clips = [manifest_entry(p, durations[p["id"]]) for p in pieces]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 1, "clips": clips}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    log.info("wrote %s (%d clips)", shown(path), len(clips))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -2139,6 +1432,12 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="+", metavar="ID", help="render only these clips (the manifest is rewritten only on a full run)"
     )
     parser.add_argument("--midi-dir", type=Path, help="also keep the MIDI files here")
+    parser.add_argument(
+        "--out-dir", type=Path, default=OUT_DIR, help=f"write (or verify) the clips here (default: {shown(OUT_DIR)})"
+    )
+    parser.add_argument(
+        "--manifest", type=Path, default=MANIFEST, help=f"write the manifest here (default: {shown(MANIFEST)})"
+    )
     parser.add_argument("--verify", action="store_true", help="only verify the existing clips")
     parser.add_argument(
         "--table", action="store_true", help="print the clip table for docs/music.md from the current files"
@@ -2147,23 +1446,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
 
+    out_dir: Path = args.out_dir
     ids = [p["id"] for p in PIECES]
-    assert len(set(ids)) == len(ids), "clip ids must be unique"
     if args.table:
-        sys.stdout.write(markdown_table(PIECES, {i: probe_duration(OUT_DIR / f"{i}.ogg") for i in ids}) + "\n")
+        sys.stdout.write(markdown_table(PIECES, {i: probe_duration(out_dir / f"{i}.ogg") for i in ids}) + "\n")
         return 0
     check_tools()
     if not args.verify:
         pieces = [p for p in PIECES if not args.only or p["id"] in args.only]
         if args.only and len(pieces) != len(args.only):
             raise SystemExit(f"unknown clip id in {args.only}; known: {', '.join(ids)}")
-        durations = build(pieces, args.midi_dir)
+        durations = build(pieces, out_dir, args.midi_dir)
         if not args.only:
-            write_manifest(durations)
-        stale = sorted(p.name for p in OUT_DIR.glob("*.ogg") if p.stem not in ids)
+            write_manifest(PIECES, durations, args.manifest)
+        stale = sorted(p.name for p in out_dir.glob("*.ogg") if p.stem not in ids)
         if stale:
-            log.warning("files in %s that no piece makes: %s", OUT_DIR.relative_to(ROOT), stale)
-    verify([OUT_DIR / f"{i}.ogg" for i in ids if not args.only or i in args.only])
+            log.warning("files in %s that no piece makes: %s", shown(out_dir), stale)
+    verify([out_dir / f"{i}.ogg" for i in ids if not args.only or i in args.only])
     return 0
 
 
