@@ -53,13 +53,18 @@ def test_train_resume_and_export(small_set, tmp_path, astronaut):
     for key in ("bias", "temperature", "ece_before", "ece_after"):
         assert key in card["calibration"]
     assert np.array(card["validation"]["all"]["confusion"]).sum() == card["validation"]["all"]["n"]
+    choice = card["flip_choice"]  # flip averaging only where it is worth its double cost
+    gain = choice["balanced_with_flip"] - choice["balanced_without_flip"]
+    assert card["input"]["flip"] is choice["chosen"] is (gain >= choice["min_gain"])
+    chosen = "balanced_with_flip" if choice["chosen"] else "balanced_without_flip"
+    assert card["validation"]["all"]["balanced"] == choice[chosen]
 
     again = train(small_set, out, recipe, members=1)  # resumes: nothing left to train
     assert len((out / "member-0" / "progress.jsonl").read_text().splitlines()) == 1
     assert again["validation"] == card["validation"]
 
     analyzer = build_analyzer("emocare", model_path=out / "emocare_expression.onnx")
-    assert analyzer.name == "emocare"
+    assert analyzer.name == "emocare" and analyzer.classifier.tta is card["input"]["flip"]
     [face] = analyzer.analyze(astronaut)
     assert sum(face.scores.values()) == pytest.approx(1.0)
 

@@ -30,7 +30,7 @@ from .vision.tracking import FaceTracker
 
 
 def _analyzer_options(args: argparse.Namespace) -> dict:
-    return {"tta": getattr(args, "tta", True), "deepface_home": getattr(args, "deepface_home", None)}
+    return {"tta": getattr(args, "tta", None), "deepface_home": getattr(args, "deepface_home", None)}
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -81,7 +81,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"no images found in {directory}/<label>/ for labels {', '.join(EMOTIONS)}")
         return 1
     what = f"{report['n']} steady {report['seconds']:.0f}-second clips" if args.clips else f"{report['n']} images"
-    print(f"backend {report['backend']}, tta {'on' if args.tta else 'off'}: {what}")
+    print(f"backend {report['backend']}, tta {'on' if report['tta'] else 'off'}: {what}")
     print(f"top-1 {report['top1']:.1%}   balanced {report['balanced']:.1%}   no face {report['no_face']}")
     if args.clips:
         print(
@@ -149,6 +149,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = _data_folder(args)
     if data is None:
         return 2
+    if args.recalibrate:
+        from .training.train import recalibrate
+
+        card = recalibrate(Path(args.recalibrate), data, Path(args.out) / "crops.npz")
+        choice = card["flip_choice"]
+        print(
+            f"flip averaging {'on' if choice['chosen'] else 'off'}: balanced {choice['balanced_with_flip']:.1%} with,"
+            f" {choice['balanced_without_flip']:.1%} without"
+        )
+        for source, figures in card["validation"].items():
+            print(f"{source:>14}: top-1 {figures['top1']:.1%}  balanced {figures['balanced']:.1%}  (n={figures['n']})")
+        return 0
     recipe = Recipe(epochs=args.epochs, seed=args.seed)
     export = Path(args.export) if args.export else None
     card = train(data, Path(args.out), recipe, members=args.members, resume=args.resume, export=export)
@@ -183,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p):
         p.add_argument("--backend", choices=BACKENDS, default="emocare")
         p.add_argument("--deepface-home", default=None, help="folder holding .deepface/weights")
-        p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True, help="flip averaging")
+        p.add_argument(
+            "--tta", action=argparse.BooleanOptionalAction, default=None, help="flip averaging (default: the model's)"
+        )
 
     p = sub.add_parser("analyze", help="print faces and scores of an image or a video, as JSON lines")
     p.add_argument("path")
@@ -219,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--members", type=int, default=2, help="networks trained with successive seeds and averaged")
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True, help="go on from the checkpoint")
+    p.add_argument(
+        "--recalibrate",
+        metavar="MODEL.onnx",
+        default=None,
+        help="no training: fit calibration, flip choice and care thresholds again for an exported model",
+    )
     p.set_defaults(func=cmd_train)
     return parser
 

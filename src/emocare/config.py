@@ -36,8 +36,9 @@ class Config:
     #: Haar only: width the frame is shrunk to for detection (speed), and the smallest face there.
     DETECT_WIDTH = 320
     MIN_FACE = 30
-    #: Average the classifier over the frame and its mirror image (+2-3 points measured).
-    TTA = True
+    #: Average the classifier over the face and its mirror image. None: as the model wants it
+    #: (EmoCare's card says whether its calibration used it; fer: on, +2-3 points measured).
+    TTA = None
     #: Smoothing per face track: EMA time constant (s; 0 = off) and the label's hysteresis margin.
     SMOOTHING_TAU = 0.5
     SMOOTHING_MARGIN = 0.12

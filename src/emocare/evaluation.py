@@ -32,13 +32,20 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".ti
 
 
 def labelled_images(directory: Path, per_class: int | None = None):
-    """(label index, path) for DIR/<label>/<image>, sorted; at most ``per_class`` a label."""
+    """(label index, path) for DIR/<label>/<image>, sorted; at most ``per_class`` a label.
+
+    The ``per_class`` chosen are spread evenly over the sorted names, not the first ones: in a
+    folder that mixes sources (``emocare split``'s ``all``), names sort by source, and the first
+    thirty would all be CK+ frames.
+    """
     for index, label in enumerate(EMOTIONS):
         folder = directory / label
         if not folder.is_dir():
             continue
         paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        for path in paths[:per_class]:
+        if per_class is not None and len(paths) > per_class:
+            paths = [paths[k * len(paths) // per_class] for k in range(per_class)]
+        for path in paths:
             yield index, path
 
 
@@ -51,8 +58,10 @@ def scores_of(analyzer, image: np.ndarray) -> dict[str, float] | None:
 
 
 def _report(analyzer, matrix: np.ndarray, **extra) -> dict:
+    classifier = getattr(analyzer, "classifier", None)
     return {
         "backend": analyzer.name,
+        "tta": getattr(classifier, "tta", None),  # what really ran (None: not a flip-able model)
         **summary(matrix),
         "no_face": int(matrix[:, -1].sum()),
         "labels": list(EMOTIONS),
@@ -61,7 +70,7 @@ def _report(analyzer, matrix: np.ndarray, **extra) -> dict:
     }
 
 
-def evaluate(directory: Path, backend: str = "emocare", tta: bool = True, **options) -> dict:
+def evaluate(directory: Path, backend: str = "emocare", tta: bool | None = None, **options) -> dict:
     """Accuracy of ``backend`` on DIR/<label>/<images>; every image counts, no face is wrong."""
     analyzer = build_analyzer(backend, tta=tta, **options)
     truth, predicted, times = [], [], []
@@ -75,7 +84,7 @@ def evaluate(directory: Path, backend: str = "emocare", tta: bool = True, **opti
         truth.append(label_index)
         predicted.append(len(EMOTIONS) if scores is None else EMOTIONS.index(max(scores, key=scores.get)))
     matrix = confusion_matrix(np.array(truth, int), np.array(predicted, int))
-    return _report(analyzer, matrix, tta=tta, ms_per_image=round(float(np.mean(times)), 2) if times else None)
+    return _report(analyzer, matrix, ms_per_image=round(float(np.mean(times)), 2) if times else None)
 
 
 def steady_clip(image: np.ndarray, rng: np.random.Generator, seconds: float = 5.0, fps: float = 10.0):

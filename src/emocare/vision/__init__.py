@@ -80,7 +80,7 @@ def build_analyzer(name: str = "emocare", **options) -> Analyzer:
         from .emocare_backend import EmoCareAnalyzer, EmoCareClassifier, ModelUnavailable
 
         try:
-            classifier = EmoCareClassifier(options.get("model_path"), tta=options.get("tta", True))
+            classifier = EmoCareClassifier(options.get("model_path"), tta=options.get("tta"))
         except ModelUnavailable as exc:
             return _fall_back(exc, options)
         return EmoCareAnalyzer(build_detector(options.get("detector", "blazeface"), **options), classifier)
@@ -104,6 +104,6 @@ def build_analyzer(name: str = "emocare", **options) -> Analyzer:
 
         return FerAnalyzer(
             detector=build_detector(options.get("detector", "blazeface"), **options),
-            classifier=FerClassifier(tta=options.get("tta", True)),
+            classifier=FerClassifier(tta=True if options.get("tta") is None else options["tta"]),
         )
     raise ValueError(f"Unknown analyzer {name!r}; choose one of {', '.join(BACKENDS)}.")

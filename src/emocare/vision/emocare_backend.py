@@ -6,8 +6,9 @@ geometry, the labels and the calibration fitted on validation (a per-class bias 
 temperature). Neither PyTorch nor TensorFlow is imported on this path.
 
 The crop is made exactly as for training: ``square_crop`` around the detector's box, resized
-to the stored crop side (64 px), then to the network's input; the mirror image is classified
-in the same batch and the logits averaged (flip test-time augmentation).
+to the stored crop side (64 px), then to the network's input. Where the card says so
+(``input.flip``, chosen by measurement when the model is exported), the mirror image is
+classified in the same batch and the logits averaged (flip test-time augmentation).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class ModelCard:
     margin: float
     #: per-emotion care thresholds fitted on validation (see docs/model-card.md)
     care_thresholds: dict[str, float]
+    #: whether the calibration was fitted with flip averaging (and so the model runs with it)
+    flip: bool = True
 
     @classmethod
     def read(cls, path: Path) -> ModelCard:
@@ -76,6 +79,7 @@ class ModelCard:
                 temperature=float(calibration.get("temperature", 1.0)),
                 margin=float(card["input"].get("margin", CROP_MARGIN)),
                 care_thresholds={k: float(v) for k, v in card.get("care", {}).get("thresholds", {}).items()},
+                flip=bool(card["input"].get("flip", True)),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelUnavailable(f"EmoCare model card {path} is missing or unreadable: {exc}") from exc
@@ -121,7 +125,7 @@ def network_logits(session, crops: np.ndarray, side: int, tta: bool = True) -> n
 class EmoCareClassifier:
     """The trained network on grey face crops. One instance per thread (one ORT session each)."""
 
-    def __init__(self, model_path: Path | None = None, tta: bool = True) -> None:
+    def __init__(self, model_path: Path | None = None, tta: bool | None = None) -> None:
         path = Path(model_path or default_model_path())
         if not path.is_file():
             raise ModelUnavailable(f"EmoCare model {path} not found")
@@ -130,11 +134,12 @@ class EmoCareClassifier:
             self._session = open_session(path)
         except Exception as exc:  # onnxruntime raises its own types for missing and corrupt files
             raise ModelUnavailable(f"EmoCare model {path} is missing or unreadable: {exc}") from exc
-        self.tta = tta
+        #: None: as the card was calibrated (the other way round, the scores are off calibration)
+        self.tta = self.card.flip if tta is None else tta
         self.margin = self.card.margin
 
     def logits_batch(self, crops: np.ndarray) -> np.ndarray:
-        """Raw logits for N crops already at ``CROP_SIDE`` (N×64×64 uint8), flip-averaged."""
+        """Raw logits for N crops already at ``CROP_SIDE`` (N×64×64 uint8), flip-averaged if ``tta``."""
         return network_logits(self._session, crops, self.card.side, self.tta)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:

@@ -166,7 +166,8 @@ def warm_up(app: Flask) -> None:
         svc.offload(svc.vision.warm_up)
     except Exception:  # the page must learn the model is unusable instead of waiting forever
         log.exception("warming up the vision backend failed")
-        socketio.emit("status", {"state": "error", "code": "model_failed", "message": "The emotion model failed to load."})
+        failed = {"state": "error", "code": "model_failed", "message": "The emotion model failed to load."}
+        socketio.emit("status", failed)
         return
     socketio.emit("status", status_payload(app))
 
