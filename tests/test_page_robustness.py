@@ -5,8 +5,8 @@ Debian's headless Chromium gives every page the visibility "visible" whatever is
 (tried here: another tab brought to the front, ``Page.setWebLifecycleState``,
 ``Browser.setWindowBounds`` minimised, focus emulation), so hiding is emulated in the page:
 ``document.hidden`` and ``visibilityState`` overridden and ``visibilitychange`` dispatched, the
-events a real tab switch delivers. A fake camera cannot be unplugged either: its track gets the
-``ended`` event that an unplugged camera's track receives.
+events a real tab switch delivers. The camera is taken away for real: the DevTools protocol's
+``Browser.setPermission`` withdraws the page's camera permission, and Chromium ends the track.
 """
 
 from __future__ import annotations
@@ -82,15 +82,22 @@ def test_the_camera_picker_lists_cameras_and_is_remembered(page, server):
     assert again.locator("#camera-select").input_value() == chosen
 
 
-def test_a_camera_that_goes_away_is_said_and_can_be_restarted(page):
-    page.evaluate("window.emocare.state.stream.getVideoTracks()[0].dispatchEvent(new Event('ended'))")
+def camera_permission(page, server, setting: str) -> None:
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Browser.setPermission", {"permission": {"name": "camera"}, "setting": setting, "origin": server.url})
+
+
+def test_a_camera_that_goes_away_is_said_and_can_be_restarted(page, server):
+    camera_permission(page, server, "denied")  # Chromium ends the live track
     lost = page.locator("#camera-lost")
-    assert lost.is_visible()
-    assert "camera stopped" in lost.inner_text().lower()
+    lost.wait_for(state="visible", timeout=5_000)
+    page.wait_for_function("document.getElementById('camera-lost-text').textContent.includes('permission')")
     assert page.locator("#status").get_attribute("data-state") == "camera_lost"
+    assert page.evaluate("window.emocare.state.stream") is None
     before = sent(page)
     page.wait_for_timeout(1000)
     assert sent(page) == before
+    camera_permission(page, server, "granted")
     page.locator("#camera-restart").click()
     page.wait_for_selector('#status[data-state="live"]', timeout=20_000)
     assert not lost.is_visible()

@@ -222,12 +222,19 @@
     start();
   });
 
+  // Withdrawing the permission ends the track too; whichever event comes first, the message
+  // says the more precise reason.
   if (navigator.permissions && navigator.permissions.query) {
     navigator.permissions
       .query({ name: "camera" })
       .then((permission) => {
         permission.addEventListener("change", () => {
-          if (permission.state === "denied") cameraGone("camera_revoked");
+          if (permission.state !== "denied") return;
+          if (state.running) cameraGone("camera_revoked");
+          else if (!cameraLost.hidden) {
+            $("camera-lost-text").textContent = t("status.camera_revoked");
+            setStatus("camera_lost", t("status.camera_revoked"));
+          }
         });
       })
       .catch(() => {}); // a browser that cannot tell: the track's "ended" event still says it
