@@ -1,12 +1,14 @@
 """Decoding untrusted frames: every bad input gets a clear, stable error code."""
 
+import io
 import zlib
 
 import cv2
 import numpy as np
 import pytest
 
-from emocare.vision import FrameError, FrameLimits, decode_frame
+from emocare.vision import FrameError, FrameLimits, check_frame, decode_frame
+from emocare.vision.frames import MAX_JPEG_SCANS, jpeg_scans
 
 
 def test_decodes_a_real_jpeg(astronaut_jpeg):
@@ -84,3 +86,30 @@ def test_only_browser_formats_are_parsed(astronaut_frame, ext):
     with pytest.raises(FrameError) as err:
         decode_frame(data.tobytes())
     assert err.value.code == "undecodable"
+
+
+def progressive_jpeg(image, scans_repeated: int = 0) -> bytes:
+    """A real progressive JPEG; ``scans_repeated`` more copies of its smallest scan are put
+    before the end marker, as in the scan bomb (every copy is more decoding work)."""
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.fromarray(image[:, :, ::-1]).save(buffer, "JPEG", progressive=True, quality=70)
+    data = buffer.getvalue()
+    starts = [k for k in range(len(data) - 1) if data[k : k + 2] == b"\xff\xda"]
+    scans = [data[a:b] for a, b in zip(starts, [*starts[1:], len(data) - 2], strict=True)]
+    return data[:-2] + min(scans, key=len) * scans_repeated + data[-2:]
+
+
+def test_an_ordinary_progressive_jpeg_is_accepted(astronaut_frame):
+    data = progressive_jpeg(astronaut_frame)
+    assert 1 < jpeg_scans(data) <= MAX_JPEG_SCANS
+    assert decode_frame(data).shape == astronaut_frame.shape
+
+
+def test_a_scan_bomb_is_refused_before_decoding(astronaut_frame):
+    bomb = progressive_jpeg(astronaut_frame, scans_repeated=2_000)
+    assert len(bomb) < 1_000_000  # it passes the byte limit, as the measured one did
+    with pytest.raises(FrameError) as refused:
+        check_frame(bomb)  # from the bytes alone: no pixel is decoded
+    assert refused.value.code == "too_complex" and str(MAX_JPEG_SCANS) in refused.value.message
