@@ -251,8 +251,13 @@ def chromium(camera: Path, profile: Path, **options):
 
 @pytest.fixture
 def browser(fake_camera: Path, tmp_path: Path):
+    """Chromium with the fake camera; every page it opens must run without breaking the
+    server's Content-Security-Policy (a violation is a console error, not an exception)."""
     with chromium(fake_camera, tmp_path / "profile") as context:
+        violations: list[str] = []
+        context.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
         yield context
+        assert violations == [], violations
 
 
 def start_camera(page, url: str) -> None:

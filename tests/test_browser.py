@@ -37,7 +37,7 @@ def test_live_page_shows_happy(browser, start_server):
     start_camera(page, server.url + "/?lang=en")
 
     page.wait_for_selector('#dominant[data-emotion="happy"]', timeout=20_000)
-    page.wait_for_function("document.getElementById('stats').textContent.includes('fps')", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('stats').textContent.includes('fps')", timeout=10_000)
     assert page.locator("#status").get_attribute("data-state") == "live"
     assert "happy" in page.locator("#dominant").inner_text()
     happy_bar = page.locator('.bar[data-emotion="happy"]')
@@ -61,7 +61,7 @@ def test_choosing_deepface_offline_says_why_and_keeps_working(browser, start_ser
     assert page.locator("#backend").get_attribute("data-backend") == "emocare"
     page.select_option("#backend-select", "deepface")
     page.wait_for_function(
-        "document.getElementById('backend').textContent.includes('DeepFace emotion weights not found')",
+        "() => document.getElementById('backend').textContent.includes('DeepFace emotion weights not found')",
         timeout=20_000,
     )
     page.evaluate("document.getElementById('dominant').dataset.emotion = ''")
@@ -89,11 +89,11 @@ def test_care_card_speaks_offers_music_and_takes_feedback(browser, start_server)
     page.wait_for_selector("#care:not([hidden])", timeout=20_000)
     assert page.locator("#care").get_attribute("data-kind") == "message"
     assert page.locator("#care-live").get_attribute("aria-live") == "polite"
-    page.wait_for_function("document.getElementById('care-text').textContent.length > 10")
+    page.wait_for_function("() => document.getElementById('care-text').textContent.length > 10")
     text = page.locator("#care-text").inner_text()
     assert any(w in text.lower() for w in ("you look", "you seem", "looks like"))
     # the card comes first; its voice follows in a care_speech event
-    page.wait_for_function("document.getElementById('speech-audio').getAttribute('src')", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('speech-audio').getAttribute('src')", timeout=10_000)
     source = page.locator("#speech-audio").get_attribute("src")
     assert source and source.startswith("/care/audio/")
     audio = page.request.get(server.url + source)
@@ -131,7 +131,7 @@ def test_breathing_guide_for_a_lasting_fearful_look(browser, start_server):
     else:  # the 5-4-3-2-1 grounding exercise: steps with a countdown, no circle
         assert page.locator("#breath-circle").is_hidden()
         assert "五" in page.locator("#breath-text").inner_text()
-    page.wait_for_function("Number(document.getElementById('breath-count').textContent) > 0")
+    page.wait_for_function("() => Number(document.getElementById('breath-count').textContent) > 0")
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "care-breathing-zh-CN.png"))
     # the fear goes on and the next card (the offer of help) is due after 10 s: it must wait
@@ -155,7 +155,7 @@ def test_history_page_after_a_session(browser, start_server, tmp_path):
     page.locator("#stop").click()
     page.locator("#history-link").click()
     page.wait_for_selector("#sessions .session-button", timeout=10_000)
-    page.wait_for_function("Number(document.getElementById('timeline').dataset.samples) >= 3", timeout=10_000)
+    page.wait_for_function("() => Number(document.getElementById('timeline').dataset.samples) >= 3", timeout=10_000)
     assert float(page.locator("#summary-today").get_attribute("data-seconds")) >= 3
     assert "sad" in page.locator("#summary-today .shares").inner_text()
     page.screenshot(path=str(ARTIFACTS / "history-en.png"), full_page=True)

@@ -89,3 +89,7 @@ def test_forms_from_another_site_are_refused(client, headers):
     assert client.post("/history/retention", data={"days": "7"}, headers=headers).status_code == 403
     same = {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"}
     assert client.post("/history/retention", data={"days": "7"}, headers=same).status_code == 302
+    # our own form, whose origin the page's Referrer-Policy (no-referrer) hides
+    hidden = {"Sec-Fetch-Site": "same-origin", "Origin": "null"}
+    assert client.post("/history/retention", data={"days": "7"}, headers=hidden).status_code == 302
+    assert client.post("/history/retention", data={"days": "7"}, headers={"Origin": "null"}).status_code == 403

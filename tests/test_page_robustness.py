@@ -59,7 +59,7 @@ def test_a_hidden_tab_sends_nothing_and_resumes_on_return(page):
     page.wait_for_timeout(1500)  # at 10 fps, 15 frames would have gone
     assert sent(page) - before <= 1  # at most the one already being encoded
     page.evaluate(SET_VISIBILITY, False)
-    page.wait_for_function(f"window.emocare.state.seq > {before + 5}", timeout=10_000)
+    page.wait_for_function(f"() => window.emocare.state.seq > {before + 5}", timeout=10_000)
     assert page.locator("#status").get_attribute("data-state") == "live"
 
 
@@ -74,7 +74,7 @@ def test_the_camera_picker_lists_cameras_and_is_remembered(page, server):
     )
     assert page.evaluate("localStorage.getItem('emocare.camera')") == chosen
     before = sent(page)
-    page.wait_for_function(f"window.emocare.state.seq > {before + 3}", timeout=10_000)  # the new stream flows
+    page.wait_for_function(f"() => window.emocare.state.seq > {before + 3}", timeout=10_000)  # the new stream flows
     again = page.context.new_page()
     start_camera(again, server.url + "/?lang=en")
     again.wait_for_selector('#status[data-state="live"]', timeout=20_000)
@@ -91,7 +91,7 @@ def test_a_camera_that_goes_away_is_said_and_can_be_restarted(page, server):
     camera_permission(page, server, "denied")  # Chromium ends the live track
     lost = page.locator("#camera-lost")
     lost.wait_for(state="visible", timeout=5_000)
-    page.wait_for_function("document.getElementById('camera-lost-text').textContent.includes('permission')")
+    page.wait_for_function("() => document.getElementById('camera-lost-text').textContent.includes('permission')")
     assert page.locator("#status").get_attribute("data-state") == "camera_lost"
     assert page.evaluate("window.emocare.state.stream") is None
     before = sent(page)
@@ -101,7 +101,7 @@ def test_a_camera_that_goes_away_is_said_and_can_be_restarted(page, server):
     page.locator("#camera-restart").click()
     page.wait_for_selector('#status[data-state="live"]', timeout=20_000)
     assert not lost.is_visible()
-    page.wait_for_function(f"window.emocare.state.seq > {before + 3}", timeout=10_000)
+    page.wait_for_function(f"() => window.emocare.state.seq > {before + 3}", timeout=10_000)
 
 
 def test_the_frame_rate_follows_the_round_trip(page):
@@ -125,7 +125,7 @@ def test_the_frame_rate_follows_the_round_trip(page):
     median_rtt = sorted(r["rtt"] for r in recent)[len(recent) // 2]
     median_gap = sorted(b["at"] - a["at"] for a, b in itertools.pairwise(recent))[len(recent) // 2 - 1]
     assert median_rtt > 250
-    assert median_gap >= 1.4 * median_rtt
+    assert median_gap >= 1.25 * median_rtt  # one frame per round trip would give 1.0
 
 
 def test_boxes_are_drawn_at_the_device_pixel_ratio(fake_camera, tmp_path, server):
@@ -151,7 +151,7 @@ def test_the_status_is_announced_only_when_its_meaning_changes(page):
         }"""
     )
     before = sent(page)
-    page.wait_for_function(f"window.emocare.state.seq > {before + 20}", timeout=15_000)  # 20 results
+    page.wait_for_function(f"() => window.emocare.state.seq > {before + 20}", timeout=15_000)  # 20 results
     assert page.evaluate("window.statusWrites") == 0  # still "Live": nothing new to announce
 
 
@@ -174,5 +174,5 @@ def test_server_errors_are_shown_in_chinese(browser, server):
     start_camera(page, server.url + "/?lang=zh-CN")
     page.wait_for_selector('#status[data-state="live"]', timeout=20_000)
     page.evaluate("window.emocare.state.socket.emit('care_feedback', {id: 'care-999', verdict: 'helpful'})")
-    page.wait_for_function("document.getElementById('backend').textContent.includes('关怀卡片')", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('backend').textContent.includes('关怀卡片')", timeout=10_000)
     assert "care" not in page.locator("#backend").inner_text().lower()  # not the server's English

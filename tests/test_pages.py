@@ -1,5 +1,7 @@
 """Page routes: the live page and the help page in both languages, and the health check."""
 
+import pytest
+
 
 def test_pages_in_both_languages(app, client):
     english = client.get("/?lang=en")
@@ -27,3 +29,26 @@ def test_help_page_is_linked_and_localised(client):
     assert "988" in english and "116 123" in english and "not a medical service" in english
     chinese = client.get("/help?lang=zh-CN").get_data(as_text=True)
     assert "12356" in chinese and "找人聊聊" in chinese
+
+
+@pytest.mark.parametrize("path", ["/", "/help", "/history/", "/healthz", "/static/js/app.js", "/nowhere"])
+def test_every_response_says_what_the_browser_may_do(client, path):
+    """No framing by another site, no sniffing, no referrer, the camera for this origin only,
+    and no script or style from anywhere but this server (and none inline)."""
+    with client.get(path) as response:  # a static file is streamed: close it
+        headers = response.headers
+    policy = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
+    assert policy["frame-ancestors"] == "'none'" and policy["script-src"] == "'self'"
+    assert policy["style-src"] == "'self'" and policy["connect-src"] == "'self'"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert "camera=(self)" in headers["Permissions-Policy"]
+
+
+def test_the_pages_hold_no_inline_script_or_style(client):
+    for path in ("/", "/help", "/history/"):
+        html = client.get(path).text
+        assert " style=" not in html and " onsubmit=" not in html and " onclick=" not in html
+        for tag in html.split("<script")[1:]:
+            opening = tag.split(">", 1)[0]
+            assert "src=" in opening or 'type="application/json"' in opening, f"inline script on {path}"
