@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import random
 import threading
 from dataclasses import dataclass
@@ -51,7 +52,9 @@ class CareSettings:
             settings.sensitivity = data["sensitivity"]
         if "cooldown_s" in data:
             cooldown = data["cooldown_s"]
-            if cooldown is not None and (isinstance(cooldown, bool) or not isinstance(cooldown, int | float)):
+            if cooldown is not None and (
+                isinstance(cooldown, bool) or not isinstance(cooldown, int | float) or not math.isfinite(cooldown)
+            ):
                 raise ValueError("cooldown_s must be a number of seconds")
             settings.cooldown_s = None if cooldown is None else float(min(3600, max(10, cooldown)))
         return settings

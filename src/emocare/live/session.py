@@ -144,7 +144,8 @@ class LiveSession:
 
         A generator, because switching to a backend that is still cold says "warming" at once
         and "ready" seconds later. A malformed ``configure`` changes nothing and yields one
-        ``bad_settings`` (or ``bad_backend``) error. One at a time per connection.
+        ``bad_settings`` (or ``bad_backend``) error; one that is applied is answered with
+        ``configured``, the settings now in force. One at a time per connection.
         """
         if self.closed:
             yield "error", GONE
@@ -172,6 +173,28 @@ class LiveSession:
                 return
             if "backend" in payload:
                 yield from self._switch_backend(backend)
+            yield "configured", self.in_force(payload)
+
+    def in_force(self, asked: dict | None = None) -> dict:
+        """The settings this connection runs with; ``clamped`` names what was asked out of range."""
+        care, asked = self.care, asked or {}
+        settings = {"history": self.keep_history}
+        clamped = []
+        if care is not None:
+            chosen = care.settings
+            settings.update(
+                voice=chosen.voice, music=chosen.music, sensitivity=chosen.sensitivity, cooldown_s=chosen.cooldown_s
+            )
+            wanted = (asked.get("settings") or {}).get("cooldown_s")
+            if wanted is not None and wanted != chosen.cooldown_s:
+                clamped.append("cooldown_s")
+        return {
+            "backend": self.backend or self.service.visions.default,
+            "locale": care.locale if care is not None else self.service.default_locale,
+            "profile": care.profile if care is not None and self.has_profile else None,
+            "settings": settings,
+            "clamped": clamped,
+        }
 
     def _configure_care(self, payload: dict, now: float) -> None:
         locale, profile, settings = payload.get("locale"), payload.get("profile"), payload.get("settings")

@@ -18,6 +18,9 @@ from . import services
 
 log = logging.getLogger(__name__)
 
+#: ``seq`` is echoed back in answers; JavaScript counts exactly up to 2**53 - 1.
+MAX_SEQ = 2**53 - 1
+
 
 def _emit_all(events) -> None:
     for name, payload in events:
@@ -29,15 +32,26 @@ def _session():
     return live, live.get(request.sid)
 
 
+def _extra(event: str, extra: tuple) -> bool:
+    """Answer an event that came with more arguments than it takes; True if it did."""
+    if extra:
+        emit("error", {"code": "bad_request", "message": f"{event} takes one argument, not {1 + len(extra)}."})
+    return bool(extra)
+
+
 @socketio.on("connect")
 def on_connect(auth=None):
     live = services(current_app).live
+    if live.get(request.sid) is not None:
+        return  # a client emitted an event named "connect": not a connection, ignored
     live.open(request.sid)
     emit("status", live.status())
 
 
 @socketio.on("disconnect")
-def on_disconnect(reason=None):
+def on_disconnect(reason=None, *extra):
+    if socketio.server.manager.is_connected(request.sid, "/"):
+        return  # a client emitted "disconnect" (a real one is already being taken down): ignored
     session = services(current_app).live.close(request.sid)
     if session is not None:
         c = session.counters
@@ -45,9 +59,14 @@ def on_disconnect(reason=None):
 
 
 @socketio.on("frame")
-def on_frame(payload=None):
+def on_frame(payload=None, *extra):
     """One camera frame: ``{"seq": int, "image": <binary JPEG>}`` or the bare bytes."""
+    if _extra("frame", extra):
+        return
     seq, image = _unpack(payload)
+    if seq is _BAD_SEQ:
+        emit("error", {"code": "bad_seq", "message": f"seq must be an integer from 0 to {MAX_SEQ}."})
+        return
     live, session = _session()
     if session is None:
         emit("error", {**GONE, "seq": seq})
@@ -56,19 +75,29 @@ def on_frame(payload=None):
 
 
 @socketio.on("configure")
-def on_configure(payload=None):
+def on_configure(payload=None, *extra):
+    if _extra("configure", extra):
+        return
     live, session = _session()
     _emit_all([("error", GONE)] if session is None else session.configure(payload, live.clock()))
 
 
 @socketio.on("care_feedback")
-def on_care_feedback(payload=None):
+def on_care_feedback(payload=None, *extra):
+    if _extra("care_feedback", extra):
+        return
     live, session = _session()
     _emit_all([("error", GONE)] if session is None else session.feedback(payload, live.clock()))
 
 
-def _unpack(payload) -> tuple[int | None, object]:
-    if isinstance(payload, dict):
-        seq = payload.get("seq")
-        return (seq if isinstance(seq, int) else None), payload.get("image")
-    return None, payload
+_BAD_SEQ = object()
+
+
+def _unpack(payload) -> tuple[object, object]:
+    """``(seq, image)``; ``seq`` is None when absent and ``_BAD_SEQ`` when it is no frame number."""
+    if not isinstance(payload, dict):
+        return None, payload
+    seq = payload.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ):
+        return _BAD_SEQ, None
+    return seq, payload.get("image")
