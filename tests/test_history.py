@@ -243,3 +243,32 @@ def test_a_delete_that_cannot_flush_first_changes_nothing(store):
         writer.delete_profile("mei", lambda: forgotten.append(1) or {session.id})
     assert forgotten == [] and len(store.sessions_of("mei")) == 1  # nothing forgotten, nothing deleted
     assert writer.flush() == 2 and len(store.export("mei")["samples"]) == 5
+
+
+def test_the_writer_says_when_it_fails_and_since_when(store):
+    writer = HistoryWriter(store)
+    session = HistorySession(profile="mei")
+    assert writer.health()["ok"]
+    with unwritable(store, "disk I/O error"):
+        record(writer, session, ["sad"] * 3, start=time.time() - 10)
+        before = time.time()
+        assert writer.flush() == 0
+        health = writer.health()
+    assert not health["ok"] and health["failing_since"] >= before and "disk I/O error" in health["error"]
+    assert health["waiting"] == 4  # the session row and three samples, kept
+    assert writer.flush() == 4
+    assert writer.health() == {"ok": True, "failing_since": None, "error": None, "waiting": 0}
+
+
+def test_sessions_left_open_by_a_crash_are_closed_at_their_last_sample(store):
+    writer = HistoryWriter(store)
+    crashed, live, empty = HistorySession(profile="a"), HistorySession(profile="b"), HistorySession(profile="c")
+    now = time.time()
+    record(writer, crashed, ["sad"] * 5, start=now - 3600)  # samples at -3600 … -3596
+    record(writer, live, ["sad"], start=now - 1)  # another process's session, still writing
+    writer._open(empty, now - 600)  # opened, and nothing ever written into it
+    writer.flush()
+    assert store.close_dangling(idle_s=60, now=now) == 2
+    [a], [b], [c] = store.sessions_of("a"), store.sessions_of("b"), store.sessions_of("c")
+    assert a["ended_at"] == pytest.approx(now - 3596) and c["ended_at"] == pytest.approx(now - 600)
+    assert b["ended_at"] is None

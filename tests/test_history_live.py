@@ -93,3 +93,18 @@ def test_forms_from_another_site_are_refused(client, headers):
     hidden = {"Sec-Fetch-Site": "same-origin", "Origin": "null"}
     assert client.post("/history/retention", data={"days": "7"}, headers=hidden).status_code == 302
     assert client.post("/history/retention", data={"days": "7"}, headers={"Origin": "null"}).status_code == 403
+
+
+def test_a_failing_history_is_said_on_the_health_check_and_the_history_page(live_app, astronaut_jpeg):
+    client, sio = live_page(live_app, astronaut_jpeg)
+    assert client.get("/healthz").json["history"]["ok"]
+    store = live_app.extensions["emocare"].history.store
+    with unwritable(store):
+        stream(live_app, sio, astronaut_jpeg, 1.5)
+        health = client.get("/healthz").json["history"]
+        page = client.get("/history/?lang=en")
+    assert not health["ok"] and health["failing_since"] and "full" in health["error"]
+    assert page.status_code == 200 and "failing-notice" in page.text
+    assert "failing-notice" not in client.get("/history/").text  # the page's flush writes it all
+    assert client.get("/healthz").json["history"]["ok"]
+    sio.disconnect()

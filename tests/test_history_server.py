@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.server
 
 
 def stream(url: str, profile: str, seconds: float, jpeg: bytes) -> tuple[int, float]:
-    """Be a live page for ``seconds``: returns the results received and when the last came."""
+    """Be a live page for ``seconds`` (or until the server goes away): returns the results
+    received and when the last came."""
     sio = socketio.Client(reconnection=False)
     got = threading.Event()
     last = [0.0]
@@ -34,11 +36,14 @@ def stream(url: str, profile: str, seconds: float, jpeg: bytes) -> tuple[int, fl
     sio.emit("configure", {"profile": profile, "locale": "en"})
     end = time.monotonic() + seconds
     seq = 0
-    while time.monotonic() < end:
+    while time.monotonic() < end and sio.connected:
         got.clear()
         seq += 1
-        sio.emit("frame", {"seq": seq, "image": jpeg})
-        got.wait(5)
+        try:
+            sio.emit("frame", {"seq": seq, "image": jpeg})
+        except socketio.exceptions.SocketIOError:  # the server died under the page
+            break
+        got.wait(2)
         time.sleep(0.08)
     sio.disconnect()
     return count[0], last[0]
@@ -77,15 +82,37 @@ def test_history_survives_a_restart(start_server, instance, astronaut_jpeg):
     assert "chart.umd.min.js" in page.text
 
 
-def test_kill_9_loses_at_most_two_seconds(start_server, instance, astronaut_jpeg):
-    server = start_server("gunicorn", **server_env(instance))
-    results, last_result = stream(server.url, "kill-me", 5.0, astronaut_jpeg)
-    os.kill(server.proc.pid, signal.SIGKILL)
+def kill_9(server) -> None:
+    """SIGKILL the server and its Gunicorn worker (the process that holds the sessions) at once:
+    a master killed alone leaves its worker to notice and stop cleanly."""
+    pid = server.proc.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for victim in [*map(int, children), pid]:
+        os.kill(victim, signal.SIGKILL)
     server.proc.wait(10)
+
+
+def test_kill_9_loses_at_most_two_seconds_and_the_next_start_ends_the_session(start_server, instance, astronaut_jpeg):
+    server = start_server("gunicorn", **server_env(instance))
+    outcome = {}
+    streaming = threading.Thread(target=lambda: outcome.update(done=stream(server.url, "kill-me", 8.0, astronaut_jpeg)))
+    streaming.start()
+    time.sleep(5.0)  # five seconds into the page's stream, the server dies
+    kill_9(server)
+    streaming.join()
+    results, last_result = outcome["done"]
     assert results >= 30
     stored = samples_in(instance / "history.sqlite3", "kill-me")
     assert len(stored) >= 3
     assert stored[-1] >= last_result - 2.0, f"lost {last_result - stored[-1]:.1f} s of history"
+    with sqlite3.connect(instance / "history.sqlite3") as conn:
+        [(ended,)] = conn.execute("SELECT ended_at FROM sessions WHERE profile = 'kill-me'").fetchall()
+    assert ended is None  # cut off: nobody could end it
+    again = start_server("gunicorn", **server_env(instance))  # the next start ends what was cut off
+    assert requests.get(again.url + "/healthz", timeout=10).json()["history"]["ok"]
+    with sqlite3.connect(instance / "history.sqlite3") as conn:
+        [(ended,)] = conn.execute("SELECT ended_at FROM sessions WHERE profile = 'kill-me'").fetchall()
+    assert ended == pytest.approx(stored[-1])
 
 
 @pytest.mark.parametrize("server_kind", ["gunicorn", "eventlet"])

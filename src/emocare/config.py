@@ -69,6 +69,9 @@ class Config:
     HISTORY_RETENTION_DAYS = 30
     #: Seconds between batched history writes (a kill -9 loses at most this plus one sample).
     HISTORY_FLUSH_S = 1.0
+    #: At start, sessions a crash left open are ended at their last sample if idle this long
+    #: (s): 0 for one process; about 60 where several processes share the database.
+    HISTORY_CLOSE_IDLE_S = 0.0
     #: The live stream's clock (seconds since the epoch); None: ``time.time``. Tests pass one
     #: they advance by hand, so that smoothing, care and history timing need no sleeping.
     CLOCK = None

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, case, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
@@ -262,6 +262,28 @@ class HistoryStore:
             conn.execute(delete(profiles).where(profiles.c.profile == profile))
         self.vacuum()
         return removed
+
+    def close_dangling(self, idle_s: float = 0.0, now: float | None = None) -> int:
+        """End the sessions a crash left open (``kill -9``, power loss) at their last sample.
+
+        Only sessions with no sample or care card in the last ``idle_s`` seconds. One process
+        (the default) owns every session, so at its start none is live and all are closed; where
+        several processes share the database, a grace of a minute leaves the others' live
+        sessions (which write every second) alone. Returns the sessions closed.
+        """
+        now = time.time() if now is None else now
+        last_sample = select(func.max(samples.c.ts)).where(samples.c.session_id == sessions.c.id)
+        last_care = select(func.max(care_actions.c.ts)).where(care_actions.c.session_id == sessions.c.id)
+        last_sample, last_care = last_sample.scalar_subquery(), last_care.scalar_subquery()
+        later = case((last_care > last_sample, last_care), else_=func.coalesce(last_sample, last_care))
+        last = func.coalesce(later, sessions.c.started_at)  # portable: no two-argument max()
+        with self.engine.begin() as conn:
+            closed = conn.execute(
+                update(sessions).where(sessions.c.ended_at.is_(None), last < now - idle_s).values(ended_at=last)
+            ).rowcount
+        if closed:
+            log.info("closed %d history sessions left open by an earlier stop", closed)
+        return closed
 
     def vacuum(self) -> None:
         if self.engine.dialect.name == "sqlite":

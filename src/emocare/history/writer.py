@@ -68,6 +68,9 @@ class HistoryWriter:
         self.written = 0
         self.refused = 0
         self.failures = 0
+        #: wall-clock time of the first failed write since the last good one; None when writing works
+        self.failing_since: float | None = None
+        self.last_error: str | None = None
 
     # --- called from the live stream (cheap) ------------------------------------------------
 
@@ -166,6 +169,8 @@ class HistoryWriter:
             refused = self.run_blocking(self.store.write_batch, batch) or 0
         except Exception as exc:  # keep the data; try again at the next flush
             self.failures += 1
+            self.failing_since = self.failing_since or time.time()
+            self.last_error = str(exc).splitlines()[0][:200]
             self._backlog = self._trim(batch)
             now = time.monotonic()
             if now - self._last_error_log > 60:
@@ -176,6 +181,7 @@ class HistoryWriter:
             return 0
         self.refused += refused
         self.written += len(batch) - refused
+        self.failing_since = self.last_error = None
         return len(batch) - refused
 
     def _trim(self, batch: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
@@ -206,6 +212,15 @@ class HistoryWriter:
                         log.info("retention: removed %d old sessions", removed)
                 except Exception:
                     log.exception("purging old history failed")
+
+    def health(self) -> dict:
+        """For ``/healthz`` and the history page: is the history being written, and since when not."""
+        return {
+            "ok": self.failing_since is None,
+            "failing_since": self.failing_since,
+            "error": self.last_error,
+            "waiting": len(self._backlog) + self._queue.qsize(),
+        }
 
     def close(self) -> None:
         self._stop.set()

@@ -95,6 +95,10 @@ def _build_history(app: Flask, async_mode: str) -> HistoryWriter:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         url = "sqlite:///" + str(Path(app.instance_path) / "history.sqlite3")
     store = HistoryStore(url, app.config["HISTORY_RETENTION_DAYS"])
+    try:
+        store.close_dangling(app.config["HISTORY_CLOSE_IDLE_S"])  # left without an end by a crash
+    except Exception:  # a read-only or full disk must not stop the app from starting
+        log.exception("closing the sessions left open by an earlier stop failed")
     if async_mode == "eventlet":
         from eventlet import tpool
 

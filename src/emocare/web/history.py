@@ -49,6 +49,10 @@ def same_origin_only():
         abort(403)
 
 
+def _local_time(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
 def _store():
     writer = services(current_app).history
     writer.flush()  # show what the live page sent a moment ago, too
@@ -58,6 +62,7 @@ def _store():
 @bp.get("/")
 def index():
     store, profile = _store(), current_profile()
+    health = services(current_app).history.health()
     now = time.time()
     midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     return render_template(
@@ -69,6 +74,8 @@ def index():
         retention=store.retention_days(profile),
         retention_choices=RETENTION_CHOICES,
         deleted=request.args.get("deleted"),
+        health=health,
+        failing_since=_local_time(health["failing_since"]),
         refused=request.args.get("refused"),
     )
 

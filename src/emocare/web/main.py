@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, render_template
 
 from ..care import content
-from . import status_payload
+from . import services, status_payload
 
 bp = Blueprint("main", __name__)
 
@@ -24,5 +24,6 @@ def help_page():
 
 @bp.get("/healthz")
 def healthz():
-    """For scripts and tests: is the server up, and is the model warm?"""
-    return jsonify(status_payload(current_app))
+    """For scripts, monitors and tests: is the server up, is the model warm, is the history
+    being written (``history.ok``; when not, since when and why)? Answers 200 while it serves."""
+    return jsonify({**status_payload(current_app), "history": services(current_app).history.health()})
