@@ -2,6 +2,8 @@
 
 import pytest
 
+from .conftest import close_app, make_app
+
 
 def test_pages_in_both_languages(app, client):
     english = client.get("/?lang=en")
@@ -52,3 +54,29 @@ def test_the_pages_hold_no_inline_script_or_style(client):
         for tag in html.split("<script")[1:]:
             opening = tag.split(">", 1)[0]
             assert "src=" in opening or 'type="application/json"' in opening, f"inline script on {path}"
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1:5000", "[::1]:5000", "LOCALHOST"])
+def test_local_names_are_served(client, host):
+    assert client.get("/healthz", headers={"Host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/history/export.json", "/socket.io/?EIO=4&transport=polling"])
+def test_a_foreign_host_is_refused_even_with_a_matching_origin(client, path):
+    """DNS rebinding: another site's name in Host and Origin alike."""
+    foreign = {"Host": "rebind.attacker.example", "Origin": "http://rebind.attacker.example"}
+    answer = client.get(path, headers=foreign)
+    assert answer.status_code == 400 and "TRUSTED_HOSTS" in answer.text
+
+
+def test_trusted_hosts_are_configurable_with_subdomains(tmp_path):
+    from emocare.web.hosts import host_is_trusted
+
+    app = make_app(tmp_path, TRUSTED_HOSTS=[".care.example.org"])
+    try:
+        client = app.test_client()
+        assert client.get("/healthz", headers={"Host": "room-3.care.example.org"}).status_code == 200
+        assert client.get("/healthz", headers={"Host": "care.example.org.evil"}).status_code == 400
+    finally:
+        close_app(app)
+    assert not host_is_trusted("localhost.evil", ["localhost"])

@@ -44,6 +44,12 @@ class Config:
     SMOOTHING_MARGIN = 0.12
     #: ...and how long (s) a narrower lead must last before the label follows it.
     SMOOTHING_DWELL_S = 2.5
+    #: Host names (besides localhost, 127.0.0.1 and ::1) this server answers to; any other Host
+    #: header is refused, on the pages and Socket.IO alike (DNS rebinding). ``emocare serve
+    #: --host`` adds the address it listens on; ".example.org" trusts its subdomains too.
+    TRUSTED_HOSTS: tuple[str, ...] = ()
+    #: Set by ``emocare serve --host`` (trusted with the above); None when listening everywhere.
+    SERVE_HOST = None
     MAX_FRAME_BYTES = 1_000_000
     MAX_FRAME_SIDE = 1920
     #: Socket.IO drops a connection whose message is larger than this; it is kept above

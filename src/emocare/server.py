@@ -45,6 +45,8 @@ def serve(
 
         eventlet.monkey_patch()
     settings = {**(overrides or {}), "ASYNC_MODE": "eventlet" if server == "eventlet" else "threading"}
+    if host not in ("0.0.0.0", "::", ""):  # a named address: pages reached by it are ours
+        settings["SERVE_HOST"] = host
 
     def make_app():
         from .app import create_app
