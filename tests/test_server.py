@@ -128,3 +128,21 @@ def test_a_missing_model_file_is_named_at_start_and_fer_serves(start_server, tmp
         assert result["backend"] == "fer" and result["faces"][0]["label"] == "happy"
     finally:
         client.close()
+
+
+def test_garbage_packets_barely_touch_the_log(server, clients, astronaut_jpeg):
+    """2,000 malformed binary packets (each once logged with a full traceback, 1.8 KB of log
+    per byte sent): a line or two now, and everyone is still served."""
+    import websocket
+
+    before = server.log_path.stat().st_size
+    raw = websocket.create_connection(server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket")
+    raw.recv()  # the handshake
+    raw.send("40")  # join the default namespace
+    for _ in range(2000):
+        raw.send_binary(b"\x00")
+    raw.close()
+    calm = clients()
+    assert calm.round_trip(astronaut_jpeg, 1)["seq"] == 1
+    grown = server.log_path.stat().st_size - before
+    assert grown < 20_000, server.log_tail(2000)

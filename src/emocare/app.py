@@ -22,6 +22,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from . import logs
 from .config import Config, configs
 
 #: The repository root, which holds ``templates/`` and ``static/`` next to ``src/``.
@@ -50,7 +51,7 @@ def create_app(config: str | type[Config] | Mapping | None = None, **overrides) 
     ensure_secret_key(app)
 
     if not app.testing and not app.debug:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logs.configure(log_file=app.config["LOG_FILE"])
 
     from .web import init_web
 

@@ -81,6 +81,8 @@ class Config:
     #: The live stream's clock (seconds since the epoch); None: ``time.time``. Tests pass one
     #: they advance by hand, so that smoothing, care and history timing need no sleeping.
     CLOCK = None
+    #: Write the log here (rotated at 10 MB, three old files kept) instead of to stderr.
+    LOG_FILE = None
     LANGUAGES = ("en", "zh-CN")
     DEFAULT_LANGUAGE = "en"
     TESTING = False
