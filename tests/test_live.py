@@ -79,3 +79,23 @@ def test_one_frame_in_flight_and_a_closed_session_answers_gone(live, clock, astr
     live.live.close("page-3")
     [(name, gone)] = session.step(astronaut_jpeg, 10, clock())
     assert gone["code"] == "no_session"
+
+
+def test_connections_are_capped_per_address_and_in_all(live):
+    from emocare.live import Refused
+
+    service = live.live
+    service.max_connections, service.max_per_address = 4, 2
+    service.open("a1", "10.0.0.1")
+    service.open("a2", "10.0.0.1")
+    with pytest.raises(Refused) as refused:
+        service.open("a3", "10.0.0.1")
+    assert refused.value.code == "too_many_connections"
+    service.open("b1", "10.0.0.2")
+    service.open("b2", "10.0.0.2")
+    with pytest.raises(Refused) as refused:
+        service.open("c1", "10.0.0.3")
+    assert refused.value.code == "server_full"
+    service.close("a1")  # a closed tab frees its place
+    service.open("a3", "10.0.0.1")
+    assert len(service) == 4

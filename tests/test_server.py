@@ -146,3 +146,21 @@ def test_garbage_packets_barely_touch_the_log(server, clients, astronaut_jpeg):
     assert calm.round_trip(astronaut_jpeg, 1)["seq"] == 1
     grown = server.log_path.stat().st_size - before
     assert grown < 20_000, server.log_tail(2000)
+
+
+def test_connections_over_the_cap_are_refused_with_a_reason(start_server):
+    server = start_server("gunicorn", EMOCARE_MAX_CONNECTIONS_PER_ADDRESS="3")
+    pages = [Recorder(server.url) for _ in range(3)]
+    extra = socketio.Client(reconnection=False)
+    reasons = []
+    extra.on("connect_error", reasons.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        extra.connect(server.url, transports=["websocket"], wait_timeout=10)
+    [reason] = reasons
+    assert reason["data"]["code"] == "too_many_connections" and "Too many" in reason["message"]
+    pages[0].close()
+    time.sleep(0.5)  # the server notices the closed socket
+    again = Recorder(server.url)
+    assert again.next("status")["state"] == "ready"
+    for page in [*pages[1:], again]:
+        page.close()

@@ -50,6 +50,10 @@ class Config:
     TRUSTED_HOSTS: tuple[str, ...] = ()
     #: Set by ``emocare serve --host`` (trusted with the above); None when listening everywhere.
     SERVE_HOST = None
+    #: Open connections the server accepts in all, and from one client address: above, a new
+    #: one is refused with a clear reason (each holds a server thread; Gunicorn has 64).
+    MAX_CONNECTIONS = 60
+    MAX_CONNECTIONS_PER_ADDRESS = 10
     MAX_FRAME_BYTES = 1_000_000
     MAX_FRAME_SIDE = 1920
     #: Socket.IO drops a connection whose message is larger than this; it is kept above

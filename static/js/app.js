@@ -129,6 +129,10 @@
         setStatus("warming");
       }
     });
+    socket.on("connect_error", (err) => {
+      // refused by the server (too many connections): say why; otherwise the client retries
+      if (err && err.data && err.data.code) setStatus("error", t("status.error") + ": " + errorText(err.data));
+    });
     socket.on("result", onResult);
     hooks.forEach((hook) => hook(socket));
     socket.on("error", onError);

@@ -4,7 +4,7 @@ Plain Python, no Flask: the Socket.IO handlers translate messages into calls on 
 :class:`LiveSession` (found through the :class:`LiveService`) and emit what comes back.
 """
 
-from .service import LiveService, ServerInfo
+from .service import LiveService, Refused, ServerInfo
 from .session import Event, LiveSession
 
-__all__ = ["Event", "LiveService", "LiveSession", "ServerInfo"]
+__all__ = ["Event", "LiveService", "LiveSession", "Refused", "ServerInfo"]

@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 Deliver = Callable[[str, str, dict], None]
 
 
+class Refused(Exception):
+    """A connection the server will not take; ``code`` and ``message`` go to the client."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     """What the page is told about the server besides the model (the ``status`` event)."""
@@ -52,6 +60,8 @@ class LiveService:
         audio_url: Callable[[str], str] = lambda name: f"/care/audio/{name}",
         deliver: Deliver | None = None,
         clock: Callable[[], float] = time.time,
+        max_connections: int = 60,
+        max_per_address: int = 10,
     ) -> None:
         self.visions = visions
         self.offload = offload
@@ -66,14 +76,24 @@ class LiveService:
         self.deliver = deliver
         #: seconds since the epoch; tests pass a clock they advance by hand
         self.clock = clock
+        self.max_connections = max_connections
+        self.max_per_address = max_per_address
         self._sessions: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
 
     # --- sessions -----------------------------------------------------------------------------
 
-    def open(self, sid: str) -> LiveSession:
+    def open(self, sid: str, address: str | None = None) -> LiveSession:
+        """A new connection's session; :class:`Refused` when the server or its address is full."""
+        with self._lock:
+            if len(self._sessions) >= self.max_connections:
+                raise Refused("server_full", "The server has as many connections as it can take; try again later.")
+            same = sum(1 for s in self._sessions.values() if address is not None and s.address == address)
+            if same >= self.max_per_address:
+                raise Refused("too_many_connections", "Too many connections from this address; close another tab.")
+            # (the care session is made outside the count only if it cannot fail: it reads a file)
         care = self.care.session(locale=self.default_locale) if self.care is not None else None
-        session = LiveSession(sid, self, self.clock(), FaceTracker(self.smoothing), care=care)
+        session = LiveSession(sid, self, self.clock(), FaceTracker(self.smoothing), care=care, address=address)
         with self._lock:
             self._sessions[sid] = session
         return session

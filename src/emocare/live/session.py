@@ -46,6 +46,8 @@ class LiveSession:
     service: LiveService = field(repr=False)
     started: float
     tracker: FaceTracker
+    #: the client's network address, for the per-address connection cap
+    address: str | None = None
     #: This connection's care state (a ``CareSession``), when the app has a care engine.
     care: object | None = None
     #: The analyzer backend this page chose; None means the server's default.

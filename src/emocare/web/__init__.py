@@ -146,6 +146,8 @@ def init_web(app: Flask) -> None:
         audio_url=lambda name: f"{care_bp.url_prefix}/audio/{name}",
         deliver=lambda sid, event, payload: socketio.emit(event, payload, to=sid),
         clock=app.config.get("CLOCK") or time.time,
+        max_connections=app.config["MAX_CONNECTIONS"],
+        max_per_address=app.config["MAX_CONNECTIONS_PER_ADDRESS"],
     )
     app.extensions["emocare"] = Services(visions, offload, live, care, history, speech)
     socketio.start_background_task(history.run)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 
 from flask import current_app, request
+from flask_socketio import ConnectionRefusedError as RefuseConnection
 from flask_socketio import emit
 
 from ..extensions import socketio
+from ..live import Refused
 from ..live.session import GONE
 from . import services
 
@@ -44,7 +46,10 @@ def on_connect(auth=None):
     live = services(current_app).live
     if live.get(request.sid) is not None:
         return  # a client emitted an event named "connect": not a connection, ignored
-    live.open(request.sid)
+    try:
+        live.open(request.sid, request.remote_addr)
+    except Refused as refused:  # the client's connect_error carries the reason
+        raise RefuseConnection(refused.message, {"code": refused.code, "message": refused.message}) from None
     emit("status", live.status())
 
 
