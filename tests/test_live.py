@@ -99,3 +99,19 @@ def test_connections_are_capped_per_address_and_in_all(live):
     service.close("a1")  # a closed tab frees its place
     service.open("a3", "10.0.0.1")
     assert len(service) == 4
+
+
+def test_a_flood_is_rate_limited_then_disconnected(live, clock, astronaut_jpeg):
+    from emocare.live.session import CLOSE, FLOOD_LIMIT, FRAME_BURST
+
+    session = live.live.open("flood")
+    answered = [session.step(astronaut_jpeg, k, clock()) for k in range(FRAME_BURST)]
+    assert all(names(a) == ["result"] for a in answered)  # a burst is fine
+    [(name, error)] = session.step(astronaut_jpeg, 99, clock())  # the same instant: over the rate
+    assert name == "error" and error["code"] == "rate_limited" and error["seq"] == 99
+    assert session.step(astronaut_jpeg, 100, clock()) == []  # told once a second, not per frame
+    clock.advance(0.1)  # three frames' worth of tokens come back
+    assert names(session.step(astronaut_jpeg, 101, clock())) == ["result"]
+    for k in range(FLOOD_LIMIT):  # a client that keeps flooding
+        events = session.step(astronaut_jpeg, 200 + k, clock())
+    assert names(events)[-1] == CLOSE and events[0][1]["code"] == "rate_limited"

@@ -164,3 +164,18 @@ def test_connections_over_the_cap_are_refused_with_a_reason(start_server):
     assert again.next("status")["state"] == "ready"
     for page in [*pages[1:], again]:
         page.close()
+
+
+def test_a_client_that_keeps_flooding_is_told_then_disconnected(clients, no_face_jpeg):
+    calm, flood = clients(), clients()
+    for seq in range(3000):  # far over 30 a second, for as long as it takes to send them
+        if not flood.sio.connected:
+            break
+        flood.sio.emit("frame", {"seq": seq, "image": no_face_jpeg})
+    deadline = time.monotonic() + 10
+    while flood.sio.connected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not flood.sio.connected
+    codes = {e["code"] for e in flood.drain("error")}
+    assert "rate_limited" in codes
+    assert calm.round_trip(no_face_jpeg, 1)["seq"] == 1  # everyone else goes on

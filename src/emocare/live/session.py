@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 Event = tuple[str, dict]
 
 BUSY_NOTICE_S = 1.0
+#: Frames a page may send: a burst of this many, refilled at this rate a second (the page
+#: sends at most 10; 30 leaves room for jitter and a faster client of our own).
+FRAME_BURST, FRAME_RATE = 30, 30.0
+#: A client that has had this many frames refused in the last FLOOD_WINDOW_S is disconnected.
+FLOOD_LIMIT, FLOOD_WINDOW_S = 300, 10.0
+#: The event a session returns when its connection should be closed (the web layer does it).
+CLOSE = "__close__"
 
 
 @dataclass
@@ -60,6 +67,9 @@ class LiveSession:
     has_profile: bool = False
     counters: Counters = field(default_factory=Counters)
     closed: bool = False
+    _tokens: float = FRAME_BURST
+    _refilled: float | None = None
+    _refusals: list[float] = field(default_factory=list, repr=False)
     _last_busy_notice: float = float("-inf")
     _in_flight: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -77,6 +87,12 @@ class LiveSession:
         """
         if self.closed:
             return [("error", {**GONE, "seq": seq})]
+        if not self._within_rate(now):
+            if self._flooding(now):
+                return [("error", {**RATE_LIMITED, "seq": seq, "message": FLOODED}), (CLOSE, {})]
+            if self._should_notify_busy(now):
+                return [("error", {**RATE_LIMITED, "seq": seq})]
+            return []
         if not self._try_begin():
             if self._should_notify_busy(now):
                 return [("error", {"code": "busy", "seq": seq, "message": BUSY_MESSAGE})]
@@ -295,7 +311,25 @@ class LiveSession:
             self.service.history.end(self.history, now)
             self.history = None
 
-    # --- one frame in flight --------------------------------------------------------------------
+    # --- a fair share: the rate of frames, one in flight ----------------------------------------
+
+    def _within_rate(self, now: float) -> bool:
+        """A token bucket: FRAME_BURST frames at once, FRAME_RATE a second after that."""
+        with self._lock:
+            if self._refilled is not None:
+                self._tokens = min(FRAME_BURST, self._tokens + (now - self._refilled) * FRAME_RATE)
+            self._refilled = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            self.counters.dropped += 1
+            self._refusals.append(now)
+            return False
+
+    def _flooding(self, now: float) -> bool:
+        with self._lock:
+            self._refusals = [t for t in self._refusals if now - t < FLOOD_WINDOW_S]
+            return len(self._refusals) >= FLOOD_LIMIT
 
     def _try_begin(self) -> bool:
         with self._lock:
@@ -322,4 +356,6 @@ class LiveSession:
 
 
 GONE = {"code": "no_session", "message": "This connection is closed: reload the page."}
+RATE_LIMITED = {"code": "rate_limited", "message": f"More than {FRAME_RATE:.0f} frames a second: frames are dropped."}
+FLOODED = "Frames kept coming far faster than allowed: the connection is closed."
 BUSY_MESSAGE = "One frame at a time: wait for the previous result."

@@ -11,11 +11,11 @@ import logging
 
 from flask import current_app, request
 from flask_socketio import ConnectionRefusedError as RefuseConnection
-from flask_socketio import emit
+from flask_socketio import disconnect, emit
 
 from ..extensions import socketio
 from ..live import Refused
-from ..live.session import GONE
+from ..live.session import CLOSE, GONE
 from . import services
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,9 @@ MAX_SEQ = 2**53 - 1
 
 def _emit_all(events) -> None:
     for name, payload in events:
+        if name == CLOSE:  # the session asks for its connection to end (a client that floods)
+            disconnect()
+            return
         emit(name, payload)
 
 
