@@ -124,6 +124,7 @@ def init_web(app: Flask) -> None:
         app,
         async_mode=app.config["ASYNC_MODE"],
         max_http_buffer_size=app.config["SOCKETIO_MAX_BUFFER"],
+        async_handlers=app.config["ASYNC_HANDLERS"],
     )
     async_mode = socketio.async_mode
     care = _build_care(app)
