@@ -81,9 +81,10 @@ class LiveSession:
     def step(self, frame: object, seq: int | None, now: float) -> list[Event]:
         """One camera frame through the whole pipeline; the events to send back, in order.
 
-        One frame in flight per connection: a frame that arrives while the previous one is
-        still being analysed is dropped (and the page told so, at most once a second), so a
-        flood costs the flooder and nobody else.
+        A fair share per connection: at most FRAME_RATE frames a second (beyond, ``rate_limited``
+        at most once a second, and a client that keeps flooding is disconnected: the ``CLOSE``
+        event), and one frame in flight (a frame that arrives while the previous one is still
+        being analysed is dropped, ``busy``), so a flood costs the flooder and nobody else.
         """
         if self.closed:
             return [("error", {**GONE, "seq": seq})]
