@@ -151,6 +151,8 @@ def test_fifty_pages_in_distress_at_once_get_one_synthesis_at_a_time(care_app, a
     for i, sio in enumerate(pages):
         received[i] += sio.get_received()
         [voice] = [m["args"][0] for m in received[i] if m["name"] == "care_speech"]
+        names = [m["name"] for m in received[i]]
+        assert names.index("care") < names.index("care_speech")  # cached or not, after its card
         assert voice["id"] == cards[i]["id"]
         assert voice["url"] is None or voice["url"].startswith("/care/audio/")
         sio.disconnect()

@@ -217,8 +217,9 @@ class SpeechQueue:
     """One speech worker per process: at most one synthesis at a time, a few replies waiting.
 
     Measured before it existed: 40 clients in distress started 41 synthesis processes at once
-    (1.95 GB). Now a reply already in the cache is answered at once, in the caller's thread;
-    any other waits here, one per key (the connection), so a newer card replaces its own stale
+    (1.95 GB). Now a reply already in the cache (or none, when no engine is installed) is the
+    answer :meth:`submit` returns at once, for the caller to send after its card; any other
+    waits here, one per key (the connection), so a newer card replaces its own stale
     reply, and at most ``max_pending`` wait in all (the oldest then gives up its turn). A reply
     that loses its turn, or that no engine could render, is delivered as None: the page speaks
     the card with the browser's voice instead.
@@ -237,11 +238,14 @@ class SpeechQueue:
     def available(self) -> bool:
         return self.speech.available
 
-    def submit(self, key: str, text: str, locale: str, deliver: Callable[[Speech | None], None]) -> None:
+    def submit(
+        self, key: str, text: str, locale: str, deliver: Callable[[Speech | None], None]
+    ) -> tuple[bool, Speech | None]:
+        """``(True, None)`` when the reply is queued (``deliver`` gets it later, on the worker);
+        ``(False, answer)`` when it is known now, in which case ``deliver`` is not called."""
         cached = self.speech.lookup(text, locale)
         if cached is not None or not self.speech.available:
-            deliver(cached)
-            return
+            return False, cached
         dropped = []
         with self._ready:
             if key in self._pending:
@@ -253,6 +257,7 @@ class SpeechQueue:
             self._ready.notify_all()  # the worker, and any join() waiting on the same condition
         for stale in dropped:
             stale(None)
+        return True, None
 
     def cancel(self, key: str) -> None:
         """Forget ``key``'s waiting reply (its page has gone)."""

@@ -155,23 +155,26 @@ class LiveService:
             "speech": "server" if self.speech is not None and self.speech.available else "browser",
         }
 
-    def speak(self, sid: str, card: dict) -> None:
-        """Give ``card`` its voice: later, through the speech queue, as a ``care_speech`` event."""
+    def speak(self, sid: str, card: dict) -> dict | None:
+        """Give ``card`` its voice, as a ``care_speech`` payload: returned when it is known at
+        once (cached), for the caller to send right after the card; otherwise None, and it is
+        delivered later through the speech queue."""
         if self.speech is None or self.deliver is None:
-            return
-        card_id = card["id"]
+            return None
 
         def done(speech: Speech | None) -> None:
-            if speech is None:  # no engine worked, or a newer card took this one's turn
-                payload = {"id": card_id, "url": None, "engine": "browser"}
-            else:
-                payload = {
-                    "id": card_id,
-                    "url": self.audio_url(speech.path.name),
-                    "engine": speech.engine,
-                    "duration_s": round(speech.duration_s, 2),
-                }
             if self.get(sid) is not None:
-                self.deliver(sid, "care_speech", payload)
+                self.deliver(sid, "care_speech", self._voice(card["id"], speech))
 
-        self.speech.submit(sid, card["text"], card["locale"], done)
+        queued, answer = self.speech.submit(sid, card["text"], card["locale"], done)
+        return None if queued else self._voice(card["id"], answer)
+
+    def _voice(self, card_id: str, speech: Speech | None) -> dict:
+        if speech is None:  # no engine worked, or a newer card took this one's turn
+            return {"id": card_id, "url": None, "engine": "browser"}
+        return {
+            "id": card_id,
+            "url": self.audio_url(speech.path.name),
+            "engine": speech.engine,
+            "duration_s": round(speech.duration_s, 2),
+        }

@@ -152,9 +152,12 @@ class LiveSession:
         except Exception:
             log.exception("the care step failed")
             return []
+        events: list[Event] = [("care", card)]
         if card["speech"] and card["speech"]["engine"] == "pending":
-            self.service.speak(self.sid, card)
-        return [("care", card)]
+            voice = self.service.speak(self.sid, card)
+            if voice is not None:  # already rendered: it follows the card at once
+                events.append(("care_speech", voice))
+        return events
 
     # --- the page's choices --------------------------------------------------------------------
 
