@@ -84,17 +84,19 @@ class LiveService:
     # --- sessions -----------------------------------------------------------------------------
 
     def open(self, sid: str, address: str | None = None) -> LiveSession:
-        """A new connection's session; :class:`Refused` when the server or its address is full."""
+        """A new connection's session; :class:`Refused` when the server or its address is full.
+
+        The caps are checked and the session counted under one lock, so that connections
+        arriving together cannot all slip under them.
+        """
+        care = self.care.session(locale=self.default_locale) if self.care is not None else None
+        session = LiveSession(sid, self, self.clock(), FaceTracker(self.smoothing), care=care, address=address)
         with self._lock:
             if len(self._sessions) >= self.max_connections:
                 raise Refused("server_full", "The server has as many connections as it can take; try again later.")
             same = sum(1 for s in self._sessions.values() if address is not None and s.address == address)
             if same >= self.max_per_address:
                 raise Refused("too_many_connections", "Too many connections from this address; close another tab.")
-            # (the care session is made outside the count only if it cannot fail: it reads a file)
-        care = self.care.session(locale=self.default_locale) if self.care is not None else None
-        session = LiveSession(sid, self, self.clock(), FaceTracker(self.smoothing), care=care, address=address)
-        with self._lock:
             self._sessions[sid] = session
         return session
 
