@@ -40,7 +40,11 @@ class Services:
     live: LiveService
     care: CareEngine
     history: HistoryWriter
-    speech: SpeechQueue
+
+    @property
+    def speech(self) -> SpeechQueue:
+        """The process's speech queue (the live service's: one, not a second copy)."""
+        return self.live.speech
 
     @property
     def vision(self) -> VisionService:
@@ -150,7 +154,7 @@ def init_web(app: Flask) -> None:
         max_connections=app.config["MAX_CONNECTIONS"],
         max_per_address=app.config["MAX_CONNECTIONS_PER_ADDRESS"],
     )
-    app.extensions["emocare"] = Services(visions, offload, live, care, history, speech)
+    app.extensions["emocare"] = Services(visions, offload, live, care, history)
     socketio.start_background_task(history.run)
     atexit.register(history.close)  # a clean stop (Ctrl+C, SIGTERM via run.py) writes the rest
     atexit.register(speech.close)
