@@ -25,11 +25,16 @@ MAX_SEQ = 2**53 - 1
 
 
 def _emit_all(events) -> None:
+    """Emit a session's events, then yield once. Under eventlet a connection's events are handled
+    in order on its own green thread, and a flood of refused frames never waits on I/O: without
+    the yield, the writer that sends these answers (and a disconnect) would not run until the
+    flood stopped. Under threading it is ``time.sleep(0)``."""
     for name, payload in events:
         if name == CLOSE:  # the session asks for its connection to end (a client that floods)
             disconnect()
-            return
+            break
         emit(name, payload)
+    socketio.sleep(0)
 
 
 def _session():
