@@ -161,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         for source, figures in card["validation"].items():
             print(f"{source:>14}: top-1 {figures['top1']:.1%}  balanced {figures['balanced']:.1%}  (n={figures['n']})")
         return 0
-    recipe = Recipe(epochs=args.epochs, seed=args.seed)
+    recipe = Recipe(epochs=args.epochs, seed=args.seed, side=args.input_side, precision=args.precision)
     export = Path(args.export) if args.export else None
     card = train(data, Path(args.out), recipe, members=args.members, resume=args.resume, export=export)
     for source, figures in card["validation"].items():
@@ -232,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--members", type=int, default=2, help="networks trained with successive seeds and averaged")
     p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--input-side", type=int, default=48, help="the network's input size in pixels")
+    p.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16: training steps under CPU autocast, about 2.8 times faster on CPUs with AVX-512 BF16",
+    )
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True, help="go on from the checkpoint")
     p.add_argument(
         "--recalibrate",
