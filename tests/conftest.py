@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -99,6 +100,24 @@ def socketio_client(app, client):
     yield sio
     if sio.is_connected():
         sio.disconnect()
+
+
+def page_of(app, profile: str | None = "mei"):
+    """A browser's HTTP and Socket.IO clients; ``profile``: the cookie the server would have
+    issued (None: a client without one). The handshake carries the HTTP client's cookies."""
+    client = app.test_client()
+    if profile is not None:
+        client.set_cookie("emocare_profile", profile)
+    return client, _socketio.test_client(app, flask_test_client=client)
+
+
+def form_token(client, url: str = "/history/") -> str:
+    """The CSRF token the history page puts in its forms, as a browser would submit it
+    (``client``: a Flask test client, or a ``requests`` session with the server's ``url``)."""
+    page = client.get(url).text
+    match = re.search(r'name="csrf_token" value="([0-9a-f]*)"', page)
+    assert match, "the history page has no CSRF token in its forms"
+    return match.group(1)
 
 
 @contextlib.contextmanager

@@ -153,6 +153,11 @@ def test_history_page_after_a_session(browser, start_server, tmp_path):
     page.wait_for_selector('#dominant[data-emotion="sad"]', timeout=20_000)
     page.wait_for_timeout(4000)
     page.locator("#stop").click()
+    # the profile the history is filed under: issued by the server, out of the page's reach
+    [cookie] = [c for c in browser.cookies() if c["name"] == "emocare_profile"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["value"].startswith("p-")
+    assert "emocare_profile" not in page.evaluate("() => document.cookie")
+    assert page.evaluate("() => localStorage.getItem('emocare.profile')") is None
     page.locator("#history-link").click()
     page.wait_for_selector("#sessions .session-button", timeout=10_000)
     page.wait_for_function("() => Number(document.getElementById('timeline').dataset.samples) >= 3", timeout=10_000)

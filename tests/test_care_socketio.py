@@ -9,7 +9,7 @@ import pytest
 from emocare.care.speech import wav_bytes_stats
 from emocare.extensions import socketio
 
-from .conftest import close_app, make_app, stream_frames
+from .conftest import close_app, make_app, page_of, stream_frames
 
 
 @pytest.fixture
@@ -56,9 +56,8 @@ def test_sustained_sad_yields_care_with_real_speech(care_app, astronaut_jpeg):
 
 
 def test_chinese_and_feedback_persisted(care_app, astronaut_jpeg, tmp_path):
-    client = care_app.test_client()
-    sio = socketio.test_client(care_app, flask_test_client=client)
-    sio.emit("configure", {"locale": "zh-CN", "profile": "mei", "settings": {"voice": False}})
+    _, sio = page_of(care_app, "mei")  # the profile is the handshake's cookie
+    sio.emit("configure", {"locale": "zh-CN", "settings": {"voice": False}})
     care, _ = stream_until_care(care_app, sio, astronaut_jpeg)
     assert care["locale"] == "zh-CN" and any(w in care["text"] for w in ("看起来", "好像", "似乎"))
     assert care["speech"] is None  # voice switched off in the settings
@@ -74,9 +73,24 @@ def test_chinese_and_feedback_persisted(care_app, astronaut_jpeg, tmp_path):
     [error] = [m["args"][0] for m in sio.get_received() if m["name"] == "error"]
     assert error["code"] == "bad_feedback" and "already" in error["message"]
     assert json.loads((tmp_path / "instance" / "profiles" / "mei.json").read_text()) == saved
-    sio.emit("configure", {"profile": "../../etc"})
+    sio.emit("configure", {"profile": "kai"})  # a page cannot name another profile
     [error] = [m["args"][0] for m in sio.get_received() if m["name"] == "error"]
-    assert error["code"] == "bad_settings"
+    assert error["code"] == "bad_settings" and "cookie" in error["message"]
+    assert care_app.extensions["emocare"].live.sessions()[0].care.profile == "mei"
+    sio.disconnect()
+
+
+@pytest.mark.parametrize("cookie", [None, "../../etc"])
+def test_feedback_without_a_profile_is_stored_nowhere(care_app, astronaut_jpeg, tmp_path, cookie):
+    _, sio = page_of(care_app, cookie)
+    sio.emit("configure", {"settings": {"voice": False}})
+    [configured] = [m["args"][0] for m in sio.get_received() if m["name"] == "configured"]
+    assert configured["has_profile"] is False
+    care, _ = stream_until_care(care_app, sio, astronaut_jpeg)
+    sio.emit("care_feedback", {"id": care["id"], "verdict": "helpful"})
+    assert [m["args"][0]["ok"] for m in sio.get_received() if m["name"] == "care_feedback"] == [True]
+    profiles = tmp_path / "instance" / "profiles"
+    assert not profiles.exists() or list(profiles.iterdir()) == []  # no shared "default" profile
     sio.disconnect()
 
 
@@ -89,6 +103,7 @@ def test_chinese_and_feedback_persisted(care_app, astronaut_jpeg, tmp_path):
         ({"settings": {"history": 1}}, "bad_settings"),
         ({"locale": "xx"}, "bad_settings"),
         ({"profile": 7}, "bad_settings"),
+        ({"profile": "kai"}, "bad_settings"),  # the profile is the cookie, never sent
         ({"backend": []}, "bad_backend"),
         ({"backend": "tesseract"}, "bad_backend"),
         ({"settings": {"sensitivity": "high"}, "backend": "nope"}, "bad_backend"),  # all or nothing
@@ -96,8 +111,8 @@ def test_chinese_and_feedback_persisted(care_app, astronaut_jpeg, tmp_path):
     ],
 )
 def test_malformed_configure_changes_nothing(care_app, payload, code):
-    sio = socketio.test_client(care_app)
-    sio.emit("configure", {"profile": "kai", "settings": {"sensitivity": "low", "cooldown_s": 120}})
+    _, sio = page_of(care_app, "mei")
+    sio.emit("configure", {"settings": {"sensitivity": "low", "cooldown_s": 120}})
     session = care_app.extensions["emocare"].live.sessions()[0]
     before = (session.care.profile, session.care.settings, session.care.policy.config, session.backend)
     sio.get_received()

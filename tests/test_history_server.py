@@ -15,6 +15,8 @@ import pytest
 import requests
 import socketio
 
+from .conftest import form_token
+
 pytestmark = pytest.mark.server
 
 
@@ -32,8 +34,9 @@ def stream(url: str, profile: str, seconds: float, jpeg: bytes) -> tuple[int, fl
         got.set()
 
     sio.on("result", on_result)
-    sio.connect(url, transports=["websocket"], wait_timeout=10)
-    sio.emit("configure", {"profile": profile, "locale": "en"})
+    # the cookie the server issued to this page (POST /profile) comes with the handshake
+    sio.connect(url, headers={"Cookie": f"emocare_profile={profile}"}, transports=["websocket"], wait_timeout=10)
+    sio.emit("configure", {"locale": "en"})
     end = time.monotonic() + seconds
     seq = 0
     while time.monotonic() < end and sio.connected:
@@ -143,9 +146,13 @@ def test_delete_over_http(start_server, instance, astronaut_jpeg):
     server = start_server("gunicorn", **server_env(instance))
     stream(server.url, "forget-me", 2.5, astronaut_jpeg)
     stream(server.url, "keep-me", 2.5, astronaut_jpeg)
+    browser = requests.Session()
+    browser.cookies.set("emocare_profile", "forget-me")
+    token = form_token(browser, server.url + "/history/")
+    assert browser.post(server.url + "/history/delete", data={"csrf_token": token}, timeout=10).status_code == 400
+    assert browser.post(server.url + "/history/delete", data={"confirm": "yes"}, timeout=10).status_code == 403
+    done = browser.post(server.url + "/history/delete", data={"confirm": "yes", "csrf_token": token}, timeout=10)
     cookies = {"emocare_profile": "forget-me"}
-    assert requests.post(server.url + "/history/delete", cookies=cookies, timeout=10).status_code == 400
-    done = requests.post(server.url + "/history/delete", data={"confirm": "yes"}, cookies=cookies, timeout=10)
     assert done.status_code == 200 and "deleted-notice" in done.text
     assert requests.get(server.url + "/history/export.json", cookies=cookies, timeout=10).json()["samples"] == []
     assert samples_in(instance / "history.sqlite3", "forget-me") == []

@@ -34,8 +34,8 @@ def names(events):
 
 
 def test_step_runs_the_pipeline_on_a_real_face(live, clock, astronaut_jpeg):
-    session = live.live.open("page-1")
-    list(session.configure({"profile": "mei", "locale": "en"}, clock()))
+    session = live.live.open("page-1", profile="mei")
+    list(session.configure({"locale": "en"}, clock()))
     results = []
     for seq in range(30):  # three seconds at 10 fps
         events = session.step(astronaut_jpeg, seq, clock())
@@ -53,19 +53,22 @@ def test_step_runs_the_pipeline_on_a_real_face(live, clock, astronaut_jpeg):
     assert 3 <= len(live.history.store.export("mei")["samples"]) <= 4  # one a second of the stream
 
 
-def test_nothing_is_recorded_before_the_page_names_its_profile(live, clock, astronaut_jpeg):
-    session = live.live.open("page-2")
-    for seq in range(20):
-        session.step(astronaut_jpeg, seq, clock())
-        clock.advance(0.1)
+def test_nothing_is_recorded_before_the_page_configures_nor_without_a_profile(live, clock, astronaut_jpeg):
+    session, anonymous = live.live.open("page-2", profile="kai"), live.live.open("page-3")
+    for page in (session, anonymous):
+        for seq in range(20):
+            page.step(astronaut_jpeg, seq, clock())
+            clock.advance(0.1)
     live.history.flush()
-    assert live.history.store.counts()["sessions"] == 0
-    list(session.configure({"profile": "kai"}, clock()))
-    for seq in range(20):
-        session.step(astronaut_jpeg, seq, clock())
-        clock.advance(0.1)
+    assert live.history.store.counts()["sessions"] == 0  # the page's settings may say "no history"
+    for page in (session, anonymous):
+        list(page.configure({}, clock()))
+        for seq in range(20):
+            page.step(astronaut_jpeg, seq, clock())
+            clock.advance(0.1)
     live.history.flush()
     assert [s["profile"] for s in live.history.store.sessions_of("kai")] == ["kai"]
+    assert live.history.store.counts()["sessions"] == 1  # none for the page without a profile
 
 
 def test_one_frame_in_flight_and_a_closed_session_answers_gone(live, clock, astronaut_jpeg):

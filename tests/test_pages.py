@@ -1,5 +1,7 @@
 """Page routes: the live page and the help page in both languages, and the health check."""
 
+import re
+
 import pytest
 
 from .conftest import close_app, make_app
@@ -80,3 +82,28 @@ def test_trusted_hosts_are_configurable_with_subdomains(tmp_path):
     finally:
         close_app(app)
     assert not host_is_trusted("localhost.evil", ["localhost"])
+
+
+def test_the_server_issues_the_profile_cookie_httponly(client):
+    first = client.post("/profile", headers={"Sec-Fetch-Site": "same-origin"})
+    assert first.status_code == 204
+    cookie = first.headers["Set-Cookie"]
+    assert re.match(r"emocare_profile=p-[0-9a-f]{24};", cookie)
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie  # plain HTTP on localhost; over HTTPS it is Secure
+    profile = cookie.split(";")[0].split("=")[1]
+    again = client.post("/profile")  # renewed, never replaced: the history stays the person's
+    assert again.headers["Set-Cookie"].startswith(f"emocare_profile={profile};")
+    assert client.post("/profile", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert client.get("/profile").status_code == 405
+    secure = client.post("/profile", base_url="https://localhost")
+    assert "Secure" in secure.headers["Set-Cookie"]
+
+
+def test_a_page_of_an_older_version_keeps_its_profile(client):
+    client.set_cookie("emocare_profile", "p-0123456789abcdef01234567")  # written by its script
+    answer = client.post("/profile")
+    assert answer.headers["Set-Cookie"].startswith("emocare_profile=p-0123456789abcdef01234567;")
+    assert "HttpOnly" in answer.headers["Set-Cookie"]
+    client.set_cookie("emocare_profile", "../../etc")  # malformed: a new one
+    assert re.match(r"emocare_profile=p-[0-9a-f]{24};", client.post("/profile").headers["Set-Cookie"])

@@ -7,12 +7,12 @@ import logging
 
 import pytest
 
-from emocare.extensions import socketio
+from .conftest import page_of
 
 
 @pytest.fixture
 def page(app, caplog):
-    sio = socketio.test_client(app)
+    _, sio = page_of(app, "kai")
     sio.get_received()
     caplog.set_level(logging.WARNING)
     yield sio
@@ -49,9 +49,10 @@ def test_valid_seqs_are_echoed(page, seq, astronaut_jpeg):
 
 
 def test_a_valid_configure_is_answered_with_what_is_in_force(page):
-    page.emit("configure", {"profile": "kai", "locale": "zh-CN", "settings": {"voice": False, "cooldown_s": 1e9}})
+    page.emit("configure", {"locale": "zh-CN", "settings": {"voice": False, "cooldown_s": 1e9}})
     [configured] = answers(page, "configured")
-    assert configured["profile"] == "kai" and configured["locale"] == "zh-CN"
+    assert configured["has_profile"] is True and configured["locale"] == "zh-CN"
+    assert "kai" not in str(configured)  # the id stays in its HttpOnly cookie
     assert configured["settings"]["voice"] is False and configured["settings"]["history"] is True
     assert configured["settings"]["cooldown_s"] == 3600 and configured["clamped"] == ["cooldown_s"]
     page.emit("configure", {"settings": {"cooldown_s": 120}})
@@ -68,7 +69,7 @@ def test_numbers_that_are_not_finite_are_refused(page, cooldown):
 
 def test_client_sent_connect_and_disconnect_are_ignored(app, page, astronaut_jpeg):
     live = app.extensions["emocare"].live
-    page.emit("configure", {"profile": "mei"})
+    page.emit("configure", {})
     [session] = live.sessions()
     history = session.history
     page.emit("connect", {"token": "x"})

@@ -261,6 +261,17 @@
     }
   });
 
+  // The server issues (or renews) this browser's profile cookie, HttpOnly, before the first
+  // connection: the Socket.IO handshake carries it, so the history knows whose it is. Without
+  // it the page still works; nothing is recorded.
+  async function ensureProfile() {
+    try {
+      await fetch("/profile", { method: "POST", credentials: "same-origin" });
+    } catch (err) {
+      console.warn("no profile cookie", err);
+    }
+  }
+
   async function start() {
     if (state.running || !consent.checked) return;
     startBtn.disabled = true;
@@ -277,8 +288,10 @@
     state.running = true;
     stopBtn.disabled = false;
     consentCard.classList.add("collapsed"); // consent given: keep the buttons, fold the text
-    if (!state.socket) state.socket = connect();
-    else if (!state.socket.connected) state.socket.connect();
+    if (!state.socket) {
+      await ensureProfile();
+      state.socket = connect();
+    } else if (!state.socket.connected) state.socket.connect();
     setStatus(state.paused ? "paused" : state.ready ? "live" : "connecting");
     if (state.ready) schedule(0);
   }

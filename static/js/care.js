@@ -17,20 +17,11 @@
   let current = null;
   let exerciseTimer = null;
 
-  // --- profile and settings, remembered in this browser only --------------------------------
-
-  function profileId() {
-    let id = localStorage.getItem("emocare.profile");
-    if (!id) {
-      // random and unguessable: on the server this id is the only key to a person's history
-      const bytes = crypto.getRandomValues(new Uint8Array(12));
-      id = "p-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-      localStorage.setItem("emocare.profile", id);
-    }
-    // the history pages are rendered by the server: they learn whose history to show from this
-    document.cookie = "emocare_profile=" + id + "; path=/; max-age=31536000; samesite=lax";
-    return id;
-  }
+  // --- settings, remembered in this browser only -------------------------------------------
+  // The profile id (the key to this person's history) is an HttpOnly cookie the server issues
+  // (app.js asks for it before connecting): this script never sees it. Pages of an earlier
+  // version kept a copy here; it is not needed any more.
+  localStorage.removeItem("emocare.profile");
 
   // cooldown_s null: the server's configured cooldown
   const defaults = { voice: true, music: true, sensitivity: "medium", cooldown_s: null, history: true };
@@ -68,7 +59,7 @@
 
   function sendConfig() {
     if (socket && socket.connected) {
-      socket.emit("configure", { locale: document.documentElement.lang, profile: profileId(), settings: settings });
+      socket.emit("configure", { locale: document.documentElement.lang, settings: settings });
     }
   }
 

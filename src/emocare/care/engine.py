@@ -79,14 +79,17 @@ class CareEngine:
         self.config = config
         self._seed = seed
 
-    def session(self, profile: str = "default", locale: str = "en") -> CareSession:
+    def session(self, profile: str | None = None, locale: str = "en") -> CareSession:
+        """A page's care state; ``profile`` None: what its feedback teaches lasts as long as the
+        connection and is stored nowhere (there is no shared profile to write it into)."""
         rng = random.Random(self._seed)
-        policy = CarePolicy(self.content, self.store.load(profile), self.config, rng)
+        prefs = self.store.load(profile) if profile is not None else Preferences()
+        policy = CarePolicy(self.content, prefs, self.config, rng)
         return CareSession(self, policy, profile, locale)
 
 
 class CareSession:
-    def __init__(self, engine: CareEngine, policy: CarePolicy, profile: str, locale: str) -> None:
+    def __init__(self, engine: CareEngine, policy: CarePolicy, profile: str | None, locale: str) -> None:
         self.engine = engine
         self.policy = policy
         self.profile = profile
@@ -95,17 +98,14 @@ class CareSession:
         self._recent_clips: list[str] = []
         self._lock = threading.Lock()
 
-    def configure(self, locale: str | None = None, profile: str | None = None, settings: dict | None = None) -> None:
-        """Apply the page's choices. ``profile`` reloads that profile's learned preferences.
+    def configure(self, locale: str | None = None, settings: dict | None = None) -> None:
+        """Apply the page's choices (the profile is fixed when the session is made).
 
-        Raises ValueError, changing nothing, if a setting or the profile id is malformed.
+        Raises ValueError, changing nothing, if a setting is malformed.
         """
         with self._lock:
             # everything that can be refused is checked before anything changes
             new_settings = self.settings if settings is None else CareSettings.from_dict(settings, self.settings)
-            if profile and profile != self.profile:
-                self.policy.prefs = self.engine.store.load(profile)  # raises ValueError if malformed
-                self.profile = profile
             if locale:
                 self.locale = locale
             self.settings = new_settings
@@ -130,7 +130,8 @@ class CareSession:
 
     def feedback(self, action_id: str, verdict: str, t: float) -> CareAction:
         action = self.policy.feedback(action_id, verdict, t)
-        self.engine.store.save(self.profile, self.policy.prefs)
+        if self.profile is not None:
+            self.engine.store.save(self.profile, self.policy.prefs)
         return action
 
     def render(self, action: CareAction) -> dict:

@@ -83,14 +83,17 @@ class LiveService:
 
     # --- sessions -----------------------------------------------------------------------------
 
-    def open(self, sid: str, address: str | None = None) -> LiveSession:
-        """A new connection's session; :class:`Refused` when the server or its address is full.
+    def open(self, sid: str, address: str | None = None, profile: str | None = None) -> LiveSession:
+        """A new connection's session, of ``profile`` (the handshake's cookie; None: nothing is
+        recorded or learned); :class:`Refused` when the server or its address is full.
 
         The caps are checked and the session counted under one lock, so that connections
         arriving together cannot all slip under them.
         """
-        care = self.care.session(locale=self.default_locale) if self.care is not None else None
-        session = LiveSession(sid, self, self.clock(), FaceTracker(self.smoothing), care=care, address=address)
+        care = self.care.session(profile, locale=self.default_locale) if self.care is not None else None
+        session = LiveSession(
+            sid, self, self.clock(), FaceTracker(self.smoothing), care=care, address=address, profile=profile
+        )
         with self._lock:
             if len(self._sessions) >= self.max_connections:
                 raise Refused("server_full", "The server has as many connections as it can take; try again later.")

@@ -59,12 +59,16 @@ class LiveSession:
     care: object | None = None
     #: The analyzer backend this page chose; None means the server's default.
     backend: str | None = None
-    #: This connection's place in the mood history: None until the page has said whose it is.
+    #: Whose session this is: the profile cookie the connection's handshake carried (issued by
+    #: the server, never sent by the page's script); None for a client without one.
+    profile: str | None = None
+    #: This connection's place in the mood history: None until the page has configured.
     history: HistorySession | None = None
     #: False when the person switched the mood history off in the page's settings.
     keep_history: bool = True
-    #: True once the page has said whose session this is (``configure`` with a profile).
-    has_profile: bool = False
+    #: True once the page has sent its settings (``configure``): only then is anything recorded,
+    #: so a person who switched the history off is never recorded for a moment first.
+    configured: bool = False
     counters: Counters = field(default_factory=Counters)
     closed: bool = False
     _tokens: float = FRAME_BURST
@@ -162,7 +166,7 @@ class LiveSession:
     # --- the page's choices --------------------------------------------------------------------
 
     def configure(self, payload: object, now: float) -> Iterator[Event]:
-        """The page's choices: backend, language, profile, care and history settings.
+        """The page's choices: backend, language, care and history settings.
 
         A generator, because switching to a backend that is still cold says "warming" at once
         and "ready" seconds later. A malformed ``configure`` changes nothing and yields one
@@ -213,46 +217,42 @@ class LiveSession:
         return {
             "backend": self.backend or self.service.visions.default,
             "locale": care.locale if care is not None else self.service.default_locale,
-            "profile": care.profile if care is not None and self.has_profile else None,
+            "has_profile": self.profile is not None,
             "settings": settings,
             "clamped": clamped,
         }
 
     def _configure_care(self, payload: dict, now: float) -> None:
-        locale, profile, settings = payload.get("locale"), payload.get("profile"), payload.get("settings")
+        locale, settings = payload.get("locale"), payload.get("settings")
         if locale is not None and locale not in self.service.languages:
             raise ValueError(f"locale must be one of {', '.join(self.service.languages)}")
-        if profile is not None and not isinstance(profile, str):
-            raise ValueError("profile must be a string")
+        if "profile" in payload:
+            raise ValueError("profile is not sent: the server reads it from the emocare_profile cookie")
         if settings is not None and not isinstance(settings, dict):
             raise ValueError("settings must be an object")
         keep = (settings or {}).get("history", self.keep_history)
         if not isinstance(keep, bool):
             raise ValueError("setting 'history' must be true or false")
-        if self.care is not None and (locale or profile or settings is not None):
-            self.care.configure(locale=locale, profile=profile, settings=settings)
+        if self.care is not None and (locale or settings is not None):
+            self.care.configure(locale=locale, settings=settings)
         self.keep_history = keep
-        self.has_profile = self.has_profile or profile is not None
+        self.configured = True
         self._follow_profile(now)
 
     def _follow_profile(self, now: float) -> None:
         """Keep the history session in step with the page: on or off, its profile and language.
 
-        Nothing is recorded before the page has given its profile: a history opened earlier
-        would belong to no one (or to a shared "default").
+        Nothing is recorded for a connection without a profile (it would belong to no one, or
+        to a shared "default"), nor before the page has sent its settings.
         """
         history, care, writer = self.history, self.care, self.service.history
-        if not self.keep_history or not self.has_profile:
+        if not self.keep_history or not self.configured or self.profile is None:
             if history is not None:
                 writer.end(history, now)
                 self.history = None
             return
-        profile = care.profile if care is not None else "default"
-        if history is None or (history.opened and history.profile != profile):
-            if history is not None:
-                writer.end(history, now)  # a new profile starts a new history session
-            self.history = history = HistorySession(profile=profile, backend=self.backend)
-        history.profile = profile
+        if history is None:
+            self.history = history = HistorySession(profile=self.profile, backend=self.backend)
         if care is not None:
             history.locale = care.locale
 

@@ -25,7 +25,7 @@ from ..vision import BACKENDS, FrameLimits, VisionService, build_analyzer
 from ..vision.emocare_backend import care_thresholds
 from ..vision.registry import VisionRegistry
 from ..vision.smoothing import SmoothingConfig
-from . import headers, hosts, i18n
+from . import headers, hosts, i18n, profile
 from .offload import Offloader, call_inline
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,7 @@ def init_web(app: Flask) -> None:
     atexit.register(speech.close)
     i18n.init_app(app)
     headers.init_app(app)
+    profile.init_app(app)
     hosts.init_app(app)  # outside Socket.IO's middleware too
     app.register_blueprint(main_bp)
     app.register_blueprint(care_bp)

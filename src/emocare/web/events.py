@@ -16,6 +16,7 @@ from flask_socketio import disconnect, emit
 from ..extensions import socketio
 from ..live import Refused
 from ..live.session import CLOSE, GONE
+from . import profile as profile_cookie
 from . import services
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ def on_connect(auth=None):
     if live.get(request.sid) is not None:
         return  # a client emitted an event named "connect": not a connection, ignored
     try:
-        live.open(request.sid, request.remote_addr)
+        # the profile cookie comes with the handshake: the page's script never sees or sends it
+        live.open(request.sid, request.remote_addr, profile_cookie.from_cookies(request.cookies))
     except Refused as refused:  # the client's connect_error carries the reason
         raise RefuseConnection(refused.message, {"code": refused.code, "message": refused.message}) from None
     emit("status", live.status())

@@ -1,7 +1,8 @@
 """History pages: timeline and summaries, export, delete, retention.
 
-The person is known only by the random profile id their browser keeps (cookie
-``emocare_profile``, set by the live page); nothing here needs an account.
+The person is known only by the random profile id their browser keeps (the HttpOnly cookie
+the server issued, :mod:`.profile`); nothing here needs an account. A browser without one
+sees an empty history.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 
-from ..care.preferences import PROFILE_RE
+from . import profile as profile_cookie
 from . import services
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,8 @@ RETENTION_CHOICES = (7, 30, 90, 365, 0)
 
 
 def current_profile() -> str:
-    profile = request.cookies.get("emocare_profile", "default")
-    return profile if PROFILE_RE.match(profile) else "default"
+    """This browser's profile id; "" (which no history has) when it has none yet."""
+    return profile_cookie.current_profile() or ""
 
 
 @bp.before_request
@@ -35,10 +36,12 @@ def same_origin_only():
     """The history's POST forms change data: refuse them when another site submits them.
 
     Browsers say where a request comes from (``Sec-Fetch-Site``, ``Origin``); a page on
-    another site must not be able to delete someone's history or shorten its retention.
+    another site must not be able to delete someone's history or shorten its retention. The
+    forms carry a CSRF token too, for clients that say neither.
     """
     if request.method != "POST":
         return
+    profile_cookie.check_csrf()
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site not in ("same-origin", "none"):
         abort(403)
