@@ -104,6 +104,22 @@ def test_connections_are_capped_per_address_and_in_all(live):
     assert len(service) == 4
 
 
+def test_a_connection_has_a_byte_budget(live, clock, astronaut_jpeg):
+    from emocare.live.session import BYTE_BURST, BYTE_RATE
+
+    session = live.live.open("heavy")
+    big = astronaut_jpeg + bytes(900_000 - len(astronaut_jpeg))  # a real JPEG, padded: decodes
+    assert len(big) * 3 <= BYTE_BURST < len(big) * 4
+    answered = [session.step(big, k, clock()) for k in range(3)]  # three at once: the burst
+    assert all(names(a) == ["result"] for a in answered)
+    [(name, error)] = session.step(big, 3, clock())  # far under the frame rate, over the bytes
+    assert name == "error" and error["code"] == "rate_limited" and "bytes" in error["message"]
+    assert names(session.step(astronaut_jpeg, 4, clock())) == ["result"]  # a small frame still fits
+    clock.advance(len(big) / BYTE_RATE)  # a second's worth of bytes comes back
+    assert names(session.step(big, 5, clock())) == ["result"]
+    assert session.counters.dropped == 1
+
+
 def test_a_flood_is_rate_limited_then_disconnected(live, clock, astronaut_jpeg):
     from emocare.live.session import CLOSE, FLOOD_LIMIT, FRAME_BURST
 

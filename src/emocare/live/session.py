@@ -32,6 +32,9 @@ BUSY_NOTICE_S = 1.0
 #: Frames a page may send: a burst of this many, refilled at this rate a second (the page
 #: sends at most 10; 30 leaves room for jitter and a faster client of our own).
 FRAME_BURST, FRAME_RATE = 30, 30.0
+#: And bytes of frames: the page sends about 15 KB ten times a second (150 KB/s); a client
+#: may send 1 MB/s, in bursts of 3 MB (three frames of the largest size accepted).
+BYTE_BURST, BYTE_RATE = 3_000_000, 1_000_000.0
 #: A client that has had this many frames refused in the last FLOOD_WINDOW_S is disconnected.
 FLOOD_LIMIT, FLOOD_WINDOW_S = 300, 10.0
 #: The event a session returns when its connection should be closed (the web layer does it).
@@ -71,8 +74,8 @@ class LiveSession:
     configured: bool = False
     counters: Counters = field(default_factory=Counters)
     closed: bool = False
-    _tokens: float = FRAME_BURST
-    _refilled: float | None = None
+    _frames: TokenBucket = field(default_factory=lambda: TokenBucket(FRAME_BURST, FRAME_RATE), repr=False)
+    _bytes: TokenBucket = field(default_factory=lambda: TokenBucket(BYTE_BURST, BYTE_RATE), repr=False)
     _refusals: list[float] = field(default_factory=list, repr=False)
     _last_busy_notice: float = float("-inf")
     _in_flight: bool = False
@@ -85,18 +88,20 @@ class LiveSession:
     def step(self, frame: object, seq: int | None, now: float) -> list[Event]:
         """One camera frame through the whole pipeline; the events to send back, in order.
 
-        A fair share per connection: at most FRAME_RATE frames a second (beyond, ``rate_limited``
-        at most once a second, and a client that keeps flooding is disconnected: the ``CLOSE``
-        event), and one frame in flight (a frame that arrives while the previous one is still
-        being analysed is dropped, ``busy``), so a flood costs the flooder and nobody else.
+        A fair share per connection: at most FRAME_RATE frames and BYTE_RATE bytes a second
+        (beyond, ``rate_limited`` at most once a second, and a client that keeps flooding is
+        disconnected: the ``CLOSE`` event), and one frame in flight (a frame that arrives while
+        the previous one is still being analysed is dropped, ``busy``), so a flood costs the
+        flooder and nobody else.
         """
         if self.closed:
             return [("error", {**GONE, "seq": seq})]
-        if not self._within_rate(now):
+        over = self._over_budget(frame, now)
+        if over is not None:
             if self._flooding(now):
                 return [("error", {**RATE_LIMITED, "seq": seq, "message": FLOODED}), (CLOSE, {})]
             if self._should_notify_busy(now):
-                return [("error", {**RATE_LIMITED, "seq": seq})]
+                return [("error", {**RATE_LIMITED, "seq": seq, "message": over})]
             return []
         if not self._try_begin():
             if self._should_notify_busy(now):
@@ -317,18 +322,22 @@ class LiveSession:
 
     # --- a fair share: the rate of frames, one in flight ----------------------------------------
 
-    def _within_rate(self, now: float) -> bool:
-        """A token bucket: FRAME_BURST frames at once, FRAME_RATE a second after that."""
+    def _over_budget(self, frame: object, now: float) -> str | None:
+        """None if the frame fits this connection's budgets (frames and bytes a second), which
+        it is charged to; otherwise the reason, and the refusal counts toward a flood."""
+        size = len(frame) if isinstance(frame, (bytes, bytearray, memoryview)) else 0
         with self._lock:
-            if self._refilled is not None:
-                self._tokens = min(FRAME_BURST, self._tokens + (now - self._refilled) * FRAME_RATE)
-            self._refilled = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return True
+            if not self._frames.can_take(1, now):
+                reason = RATE_LIMITED["message"]
+            elif not self._bytes.can_take(size, now):
+                reason = BYTES_LIMITED
+            else:
+                self._frames.take(1)
+                self._bytes.take(size)
+                return None
             self.counters.dropped += 1
             self._refusals.append(now)
-            return False
+            return reason
 
     def _flooding(self, now: float) -> bool:
         with self._lock:
@@ -361,5 +370,29 @@ class LiveSession:
 
 GONE = {"code": "no_session", "message": "This connection is closed: reload the page."}
 RATE_LIMITED = {"code": "rate_limited", "message": f"More than {FRAME_RATE:.0f} frames a second: frames are dropped."}
+BYTES_LIMITED = f"More than {BYTE_RATE:,.0f} bytes of frames a second: frames are dropped."
 FLOODED = "Frames kept coming far faster than allowed: the connection is closed."
 BUSY_MESSAGE = "One frame at a time: wait for the previous result."
+
+
+@dataclass
+class TokenBucket:
+    """``capacity`` tokens at once, refilled at ``rate`` a second; time is passed in."""
+
+    capacity: float
+    rate: float
+    tokens: float | None = None
+    refilled: float | None = None
+
+    def can_take(self, amount: float, now: float) -> bool:
+        """Refill to ``now``; can ``amount`` be taken? (More than the capacity is charged as the
+        capacity: one oversized frame is refused for its size elsewhere, not for ever here.)"""
+        if self.tokens is None:
+            self.tokens = self.capacity
+        elif self.refilled is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self.refilled) * self.rate)
+        self.refilled = now
+        return self.tokens >= min(amount, self.capacity)
+
+    def take(self, amount: float) -> None:
+        self.tokens = max(0.0, (self.tokens or 0.0) - min(amount, self.capacity))
