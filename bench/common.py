@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -70,6 +72,40 @@ class ServerProcess:
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"server not ready in {timeout}s:\n{self.log_tail()}")
+
+    def pids(self) -> list[int]:
+        """The server's processes: the one started and its children (Gunicorn's worker, speech
+        synthesis, inference processes), from /proc."""
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                continue
+            todo += map(int, children)
+        return found
+
+    def rss(self) -> int:
+        """Resident memory of all the server's processes, in bytes."""
+        total = 0
+        for pid in self.pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            total += next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        return total
+
+    def kill_9(self) -> None:
+        """SIGKILL the server and its Gunicorn worker (the process that holds the sessions) at
+        once: a master killed alone leaves its worker to notice and stop cleanly."""
+        for pid in reversed(self.pids()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -1,6 +1,5 @@
 """Decoding untrusted frames: every bad input gets a clear, stable error code."""
 
-import io
 import zlib
 
 import cv2
@@ -9,6 +8,7 @@ import pytest
 
 from emocare.vision import FrameError, FrameLimits, check_frame, decode_frame
 from emocare.vision.frames import MAX_JPEG_SCANS, jpeg_scans
+from emocare.vision.samples import progressive_jpeg
 
 
 def test_decodes_a_real_jpeg(astronaut_jpeg):
@@ -86,19 +86,6 @@ def test_only_browser_formats_are_parsed(astronaut_frame, ext):
     with pytest.raises(FrameError) as err:
         decode_frame(data.tobytes())
     assert err.value.code == "undecodable"
-
-
-def progressive_jpeg(image, scans_repeated: int = 0) -> bytes:
-    """A real progressive JPEG; ``scans_repeated`` more copies of its smallest scan are put
-    before the end marker, as in the scan bomb (every copy is more decoding work)."""
-    from PIL import Image as PILImage
-
-    buffer = io.BytesIO()
-    PILImage.fromarray(image[:, :, ::-1]).save(buffer, "JPEG", progressive=True, quality=70)
-    data = buffer.getvalue()
-    starts = [k for k in range(len(data) - 1) if data[k : k + 2] == b"\xff\xda"]
-    scans = [data[a:b] for a, b in zip(starts, [*starts[1:], len(data) - 2], strict=True)]
-    return data[:-2] + min(scans, key=len) * scans_repeated + data[-2:]
 
 
 def test_an_ordinary_progressive_jpeg_is_accepted(astronaut_frame):

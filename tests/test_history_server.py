@@ -4,12 +4,9 @@ write at once without loss, and the pages, exports and delete work over HTTP."""
 from __future__ import annotations
 
 import itertools
-import os
-import signal
 import sqlite3
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -85,23 +82,13 @@ def test_history_survives_a_restart(start_server, instance, astronaut_jpeg):
     assert "chart.umd.min.js" in page.text
 
 
-def kill_9(server) -> None:
-    """SIGKILL the server and its Gunicorn worker (the process that holds the sessions) at once:
-    a master killed alone leaves its worker to notice and stop cleanly."""
-    pid = server.proc.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    for victim in [*map(int, children), pid]:
-        os.kill(victim, signal.SIGKILL)
-    server.proc.wait(10)
-
-
 def test_kill_9_loses_at_most_two_seconds_and_the_next_start_ends_the_session(start_server, instance, astronaut_jpeg):
     server = start_server("gunicorn", **server_env(instance))
     outcome = {}
     streaming = threading.Thread(target=lambda: outcome.update(done=stream(server.url, "kill-me", 8.0, astronaut_jpeg)))
     streaming.start()
     time.sleep(5.0)  # five seconds into the page's stream, the server dies
-    kill_9(server)
+    server.kill_9()
     streaming.join()
     results, last_result = outcome["done"]
     assert results >= 30

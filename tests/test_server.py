@@ -154,6 +154,22 @@ def test_garbage_packets_barely_touch_the_log(server, clients, astronaut_jpeg):
     assert grown < 20_000, server.log_tail(2000)
 
 
+def test_a_message_the_transport_cannot_parse_is_answered(server, clients, astronaut_jpeg):
+    """``cooldown_s: 10**400`` or broken JSON never reach a handler (the transport refuses
+    integers of more than 100 digits): the sender is told, in well under a second."""
+    from bench.attack import events_until, raw_socket
+
+    raw = raw_socket(server.url)
+    events_until(raw, "status", 5)
+    for packet in ['42["configure",{"settings":{"cooldown_s":1' + "0" * 400 + "}}]", '42["configure",{']:
+        raw.send(packet)
+        error, took = events_until(raw, "error", 1.0)
+        assert error is not None and error["code"] == "bad_request" and took < 1.0
+        time.sleep(1.0)  # told at most once a second
+    raw.close()
+    assert clients().round_trip(astronaut_jpeg, 1)["seq"] == 1
+
+
 def test_connections_over_the_cap_are_refused_with_a_reason(start_server):
     server = start_server("gunicorn", EMOCARE_MAX_CONNECTIONS_PER_ADDRESS="3")
     pages = [Recorder(server.url) for _ in range(3)]
@@ -164,6 +180,24 @@ def test_connections_over_the_cap_are_refused_with_a_reason(start_server):
         extra.connect(server.url, transports=["websocket"], wait_timeout=10)
     [reason] = reasons
     assert reason["data"]["code"] == "too_many_connections" and "Too many" in reason["message"]
+    # sockets that never join hold a server thread each: they are capped too (spare of 2)
+    import websocket
+
+    idle, refused = [], 0
+    for _ in range(6):
+        try:
+            idle.append(
+                websocket.create_connection(
+                    server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", timeout=5
+                )
+            )
+        except websocket.WebSocketBadStatusException as exc:
+            refused += 1
+            assert exc.status_code == 401
+    assert len(idle) == 2 and refused == 4  # 3 pages + 2 spare sockets; the refused client left
+    for ws in idle:
+        ws.close()
+    time.sleep(0.5)
     pages[0].close()
     time.sleep(0.5)  # the server notices the closed socket
     again = Recorder(server.url)

@@ -23,6 +23,10 @@ from .session import LiveSession
 
 log = logging.getLogger(__name__)
 
+#: Transport connections allowed beyond the session caps, so that a browser over a cap still
+#: opens its socket and is told why (``connect_error``) instead of getting a bare HTTP 401.
+TRANSPORT_SPARE = 2
+
 Deliver = Callable[[str, str, dict], None]
 
 
@@ -79,6 +83,8 @@ class LiveService:
         self.max_connections = max_connections
         self.max_per_address = max_per_address
         self._sessions: dict[str, LiveSession] = {}
+        #: open transport connections (Engine.IO sockets) and their addresses, sessions or not
+        self._transports: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
     # --- sessions -----------------------------------------------------------------------------
@@ -102,6 +108,25 @@ class LiveService:
                 raise Refused("too_many_connections", "Too many connections from this address; close another tab.")
             self._sessions[sid] = session
         return session
+
+    def admit_transport(self, key: str, address: str | None) -> None:
+        """Count a new transport connection; :class:`Refused` over the caps (plus TRANSPORT_SPARE).
+
+        A socket holds a server thread from its handshake on, before it asks for a session, so
+        a client that opens sockets and never joins (or is refused and stays) must be capped
+        here too. The spare lets a browser's eleventh tab still be told why at the session.
+        """
+        with self._lock:
+            same = sum(1 for a in self._transports.values() if address is not None and a == address)
+            if len(self._transports) >= self.max_connections + TRANSPORT_SPARE:
+                raise Refused("server_full", "The server has as many connections as it can take; try again later.")
+            if same >= self.max_per_address + TRANSPORT_SPARE:
+                raise Refused("too_many_connections", "Too many connections from this address; close another tab.")
+            self._transports[key] = address
+
+    def release_transport(self, key: str) -> None:
+        with self._lock:
+            self._transports.pop(key, None)
 
     def get(self, sid: str) -> LiveSession | None:
         """The open session of ``sid``; None once it has disconnected (never a new one)."""

@@ -301,6 +301,20 @@ class LiveSession:
             self.service.history.feedback(action.id, payload["verdict"], now)
         return [("care_feedback", {"id": action.id, "verdict": payload["verdict"], "ok": True})]
 
+    def unreadable(self, reason: str, now: float) -> list[Event]:
+        """A message the transport could not parse (malformed JSON, an integer of more than 100
+        digits, an unknown packet type): told ``bad_request`` at most once a second, and
+        counted like a refused frame, so a client that keeps sending them is disconnected."""
+        with self._lock:
+            self.counters.errors += 1
+            self._refusals.append(now)
+        if self._flooding(now):
+            return [("error", {"code": "bad_request", "message": GARBAGE_FLOOD}), (CLOSE, {})]
+        if self._should_notify_busy(now):
+            message = f"The message could not be read ({reason[:80]}); see docs/protocol.md."
+            return [("error", {"code": "bad_request", "message": message})]
+        return []
+
     # --- the profile's data deleted, the connection closed ----------------------------------
 
     def forget(self, profile: str) -> str | None:
@@ -372,6 +386,7 @@ GONE = {"code": "no_session", "message": "This connection is closed: reload the 
 RATE_LIMITED = {"code": "rate_limited", "message": f"More than {FRAME_RATE:.0f} frames a second: frames are dropped."}
 BYTES_LIMITED = f"More than {BYTE_RATE:,.0f} bytes of frames a second: frames are dropped."
 FLOODED = "Frames kept coming far faster than allowed: the connection is closed."
+GARBAGE_FLOOD = "Unreadable messages kept coming: the connection is closed."
 BUSY_MESSAGE = "One frame at a time: wait for the previous result."
 
 

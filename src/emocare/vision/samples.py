@@ -7,6 +7,8 @@ downloaded. Frames are placed on a canvas the way a webcam frames a face.
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
 
@@ -54,6 +56,20 @@ def camera_frame(image: np.ndarray, size=(640, 480), face_height: float = 0.75) 
         pad = image.shape[0] // 3
         image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     return place_on_canvas(image, size, face_height=face_height)
+
+
+def progressive_jpeg(image: np.ndarray, scans_repeated: int = 0) -> bytes:
+    """A real progressive JPEG; ``scans_repeated`` more copies of its smallest scan are put
+    before the end marker, as in the scan bomb the hardening issue measured (every copy is more
+    decoding work: about 70,000 in 990,000 bytes took 19 to 25 s to decode)."""
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.fromarray(image[:, :, ::-1]).save(buffer, "JPEG", progressive=True, quality=70)
+    data = buffer.getvalue()
+    starts = [k for k in range(len(data) - 1) if data[k : k + 2] == b"\xff\xda"]
+    scans = [data[a:b] for a, b in zip(starts, [*starts[1:], len(data) - 2], strict=True)]
+    return data[:-2] + min(scans, key=len) * scans_repeated + data[-2:]
 
 
 def to_jpeg(image: np.ndarray, quality: int = 70) -> bytes:

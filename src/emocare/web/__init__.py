@@ -119,7 +119,7 @@ def services(app: Flask) -> Services:
 def init_web(app: Flask) -> None:
     # Handlers must be registered before the first init_app: Flask-SocketIO only remembers
     # (and re-binds to later apps) the handlers that were declared while it had no server.
-    from . import events  # noqa: F401
+    from . import events
     from .care import bp as care_bp
     from .history import bp as history_bp
     from .main import bp as main_bp
@@ -155,6 +155,7 @@ def init_web(app: Flask) -> None:
         max_per_address=app.config["MAX_CONNECTIONS_PER_ADDRESS"],
     )
     app.extensions["emocare"] = Services(visions, offload, live, care, history)
+    events.guard_transport(app)
     socketio.start_background_task(history.run)
     atexit.register(history.close)  # a clean stop (Ctrl+C, SIGTERM via run.py) writes the rest
     atexit.register(speech.close)
