@@ -473,10 +473,12 @@ def speech_in_distress(log_dir: Path, pages: int = 40, seconds: float = 12.0) ->
         for sio in clients:
             sio.disconnect()
         server.stop()
+    rendered = len(list((log_dir / f"instance-{server.port}" / "tts_cache").glob("*.wav")))
     return Row(
         "speech_in_distress",
         f"{pages} pages with a sad face for {seconds:.0f} s, empty speech cache",
-        f"{cards[0]} cards, {voices[0]} voices; at most {most} synthesis at once",
+        f"{cards[0]} cards, {voices[0]} voices ({rendered} texts rendered, the rest shared);"
+        f" at most {most} synthesis at once",
         round(took, 1),
         rss_before_mb=round(rss_before / 2**20, 1),
         rss_peak_mb=round(peak_rss / 2**20, 1),

@@ -80,11 +80,12 @@ class ServerProcess:
         while todo:
             pid = todo.pop()
             found.append(pid)
-            try:
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except OSError:
-                continue
-            todo += map(int, children)
+            # a child is listed under the thread that started it
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    todo += map(int, (task / "children").read_text().split())
+                except OSError:
+                    continue
         return found
 
     def rss(self) -> int:
