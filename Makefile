@@ -30,7 +30,7 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.app $(VENV)/.dev
 	$(PY) -m bench.serving $(ARGS)
 
-# Trains EmoCare's expression model again (about 2 hours on 2 cores; resumes where it stopped)
+# Trains EmoCare's expression model again (about 95 minutes on 2 cores; resumes where it stopped)
 # and exports it into instance/training/; see docs/model-card.md.
 train: $(VENV)/.app $(VENV)/.train
 	TF_ENABLE_ONEDNN_OPTS=0 $(VENV)/bin/emocare train --data $(DATA) $(ARGS)
