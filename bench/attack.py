@@ -30,6 +30,7 @@ import requests
 import socketio
 import websocket
 
+from emocare.live.service import FLOODER_PAUSE_S
 from emocare.vision.samples import astronaut, place_on_canvas, progressive_jpeg, to_jpeg
 
 from .common import ROOT, ServerProcess
@@ -109,11 +110,11 @@ class Memory(threading.Thread):
         return max((rss for t, rss in list(self.samples) if start <= t <= end), default=self.server.rss())
 
 
-def raw_socket(url: str, host: str | None = None) -> websocket.WebSocket:
+def raw_socket(url: str, host: str | None = None, timeout: float = 10) -> websocket.WebSocket:
     """A Socket.IO connection by hand, joined to the default namespace: what an attacker
     who does not use a Socket.IO library sends."""
     ws = websocket.create_connection(
-        url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", timeout=10, host=host
+        url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", timeout=timeout, host=host
     )
     ws.recv()  # Engine.IO open
     ws.send("40")
@@ -234,22 +235,41 @@ def garbage_packets(server: ServerProcess) -> tuple:
 
 
 def raw_flood(url: str, seconds: float = 10.0) -> tuple:
-    """Frames as fast as one raw WebSocket can send them, for ``seconds`` or until cut off."""
-    ws = raw_socket(url)
-    started, sent, cut = time.perf_counter(), 0, False
-    last = started
-    try:
-        while time.perf_counter() - started < seconds:
-            ws.send(FRAME_PACKET)
-            ws.send_binary(FRAME)
-            sent += 1
-            last = time.perf_counter()
-    except (OSError, websocket.WebSocketException):
-        cut = True  # the server shut the connection (a send blocked, then failed)
+    """Frames as fast as a raw WebSocket can send them, for ``seconds``: cut off, it connects
+    again at once and goes on, so the flood lasts the whole time. A send that blocks for 2 s
+    (the server no longer reads) counts as cut off too."""
+    started, sent, cuts, taken = time.perf_counter(), 0, 0, []
+    while time.perf_counter() - started < seconds:
+        try:
+            ws = raw_socket(url, timeout=2)
+        except (OSError, websocket.WebSocketException):
+            time.sleep(0.05)  # refused at the handshake (its last socket not yet released)
+            continue
+        opened, count = time.perf_counter(), 0
+        try:
+            while time.perf_counter() - started < seconds:
+                ws.send(FRAME_PACKET)
+                ws.send_binary(FRAME)
+                count += 1
+                last = time.perf_counter()
+        except (OSError, websocket.WebSocketException):
+            cuts += 1  # the server shut the connection, or stopped reading it
+            taken.append((count, last - opened if count else 0.0))
+        sent += count
+        ws.close()
     took = time.perf_counter() - started
-    ws.close()
-    answer = f"cut off: the server took no more after {last - started:.1f} s" if cut else "still connected"
-    return f"raw WebSocket, {sent:,} frames of {len(FRAME):,} bytes", answer, took, cut, "RSS +150 MB, p95 ×2 at most"
+    if cuts:
+        frames = sorted(c for c, _ in taken)[len(taken) // 2]
+        answer = f"cut off {cuts} times; a connection's frames taken, median {frames:,}"
+    else:
+        answer = "never cut off"
+    return (
+        f"raw WebSocket for {seconds:.0f} s, reconnecting: {sent:,} frames of {len(FRAME):,} bytes",
+        answer,
+        took,
+        cuts > 0,
+        "RSS +150 MB, p95 ×2 at most",
+    )
 
 
 def socketio_flood(url: str, seconds: float = 10.0) -> tuple:
@@ -409,6 +429,8 @@ def run_on_shared_server(names: list[str], log_dir: Path) -> list[Row]:
             )
             row.ok = row.ok and _meets_shared_bars(row)
             rows.append(row)
+            if name in ("raw_flood", "socketio_flood"):
+                time.sleep(FLOODER_PAUSE_S)  # this address (everyone here) is paused after a flood
     finally:
         calm.close()
         memory.stopped.set()
@@ -421,7 +443,7 @@ def _meets_shared_bars(row: Row) -> bool:
     if row.attack == "scan_bomb" and row.worst_during_ms >= 1000:
         return False
     if row.attack == "raw_flood":
-        return row.rss_peak_mb - row.rss_before_mb <= 150 and row.p95_during_ms <= 2 * max(row.p95_before_ms, 10.0)
+        return row.rss_peak_mb - row.rss_before_mb <= 150 and row.p95_during_ms <= 2 * row.p95_before_ms
     if row.attack == "garbage_packets":
         return row.log_bytes <= 200_000
     return row.log_bytes <= 20_000  # no traceback per bad input

@@ -121,9 +121,11 @@ def test_a_connection_has_a_byte_budget(live, clock, astronaut_jpeg):
 
 
 def test_a_flood_is_rate_limited_then_disconnected(live, clock, astronaut_jpeg):
+    from emocare.live import Refused
+    from emocare.live.service import FLOODER_PAUSE_S
     from emocare.live.session import CLOSE, FLOOD_LIMIT, FRAME_BURST
 
-    session = live.live.open("flood")
+    session = live.live.open("flood", "10.0.0.9")
     answered = [session.step(astronaut_jpeg, k, clock()) for k in range(FRAME_BURST)]
     assert all(names(a) == ["result"] for a in answered)  # a burst is fine
     [(name, error)] = session.step(astronaut_jpeg, 99, clock())  # the same instant: over the rate
@@ -134,3 +136,12 @@ def test_a_flood_is_rate_limited_then_disconnected(live, clock, astronaut_jpeg):
     for k in range(FLOOD_LIMIT):  # a client that keeps flooding
         events = session.step(astronaut_jpeg, 200 + k, clock())
     assert names(events)[-1] == CLOSE and events[0][1]["code"] == "rate_limited"
+    # cut off, it may not come straight back from its address (others may)
+    with pytest.raises(Refused) as refused:
+        live.live.open("flood-again", "10.0.0.9")
+    assert refused.value.code == "flooding"
+    with pytest.raises(Refused):
+        live.live.admit_transport("eio-1", "10.0.0.9")
+    live.live.open("someone-else", "10.0.0.8")
+    clock.advance(FLOODER_PAUSE_S + 0.1)
+    live.live.open("flood-again", "10.0.0.9")  # paused, not banned

@@ -8,11 +8,14 @@ another client from being served.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
 
 import pytest
 import socketio
+
+from emocare.live.session import FRAME_BURST
 
 pytestmark = pytest.mark.server
 
@@ -108,7 +111,8 @@ def test_a_flood_costs_only_the_flooder(clients, astronaut_jpeg):
         except queue.Empty:
             answered |= {e.get("seq") for e in flood.drain("error")}
     answered |= {e.get("seq") for e in flood.drain("error")}
-    assert answered <= set(range(40)) and len(answered) >= 30  # each answered once, or refused
+    # the burst is analysed, each frame answered once; beyond it frames are refused (told once)
+    assert answered <= set(range(40)) and len(answered) >= FRAME_BURST
     assert flood.round_trip(astronaut_jpeg, 99)["seq"] == 99
 
 
@@ -138,17 +142,18 @@ def test_a_missing_model_file_is_named_at_start_and_fer_serves(start_server, tmp
 
 def test_garbage_packets_barely_touch_the_log(server, clients, astronaut_jpeg):
     """2,000 malformed binary packets (each once logged with a full traceback, 1.8 KB of log
-    per byte sent): a line or two now, and everyone is still served."""
+    per byte sent): a line or two now, the sender is cut off, and everyone else is served."""
     import websocket
 
+    calm = clients()  # connected before: the garbage's address (this one) is paused after it
     before = server.log_path.stat().st_size
     raw = websocket.create_connection(server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket")
     raw.recv()  # the handshake
     raw.send("40")  # join the default namespace
-    for _ in range(2000):
-        raw.send_binary(b"\x00")
+    with contextlib.suppress(OSError, websocket.WebSocketException):  # cut off on the way
+        for _ in range(2000):
+            raw.send_binary(b"\x00")
     raw.close()
-    calm = clients()
     assert calm.round_trip(astronaut_jpeg, 1)["seq"] == 1
     grown = server.log_path.stat().st_size - before
     assert grown < 20_000, server.log_tail(2000)

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 #: Transport connections allowed beyond the session caps, so that a browser over a cap still
 #: opens its socket and is told why (``connect_error``) instead of getting a bare HTTP 401.
 TRANSPORT_SPARE = 2
+#: An address whose connection was cut off for flooding may not connect again for this long:
+#: a flooder that reconnects at once would otherwise get a fresh allowance each time (measured:
+#: reconnecting, it kept others' p95 at four times its quiet value).
+FLOODER_PAUSE_S = 30.0
 
 Deliver = Callable[[str, str, dict], None]
 
@@ -85,6 +89,8 @@ class LiveService:
         self._sessions: dict[str, LiveSession] = {}
         #: open transport connections (Engine.IO sockets) and their addresses, sessions or not
         self._transports: dict[str, str | None] = {}
+        #: addresses cut off for flooding, and until when they are refused
+        self._paused: dict[str, float] = {}
         self._lock = threading.Lock()
 
     # --- sessions -----------------------------------------------------------------------------
@@ -101,6 +107,7 @@ class LiveService:
             sid, self, self.clock(), FaceTracker(self.smoothing), care=care, address=address, profile=profile
         )
         with self._lock:
+            self._refuse_if_paused(address)
             if len(self._sessions) >= self.max_connections:
                 raise Refused("server_full", "The server has as many connections as it can take; try again later.")
             same = sum(1 for s in self._sessions.values() if address is not None and s.address == address)
@@ -117,12 +124,27 @@ class LiveService:
         here too. The spare lets a browser's eleventh tab still be told why at the session.
         """
         with self._lock:
+            self._refuse_if_paused(address)
             same = sum(1 for a in self._transports.values() if address is not None and a == address)
             if len(self._transports) >= self.max_connections + TRANSPORT_SPARE:
                 raise Refused("server_full", "The server has as many connections as it can take; try again later.")
             if same >= self.max_per_address + TRANSPORT_SPARE:
                 raise Refused("too_many_connections", "Too many connections from this address; close another tab.")
             self._transports[key] = address
+
+    def _refuse_if_paused(self, address: str | None) -> None:
+        """Under the lock: :class:`Refused` while ``address`` is paused for flooding."""
+        until = self._paused.get(address or "", 0.0)
+        if until > self.clock():
+            raise Refused("flooding", f"Cut off for flooding: connect again in {until - self.clock():.0f} s.")
+        self._paused.pop(address or "", None)
+
+    def pause(self, address: str | None, now: float) -> None:
+        """Refuse ``address``'s new connections for FLOODER_PAUSE_S: its connection was cut off
+        for flooding. (Behind a proxy every client shares its address: see docs/security.md.)"""
+        if address is not None:
+            with self._lock:
+                self._paused[address] = now + FLOODER_PAUSE_S
 
     def release_transport(self, key: str) -> None:
         with self._lock:

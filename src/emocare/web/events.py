@@ -185,7 +185,16 @@ def _close(sid: str) -> None:
     server.disconnect(sid)
     if eio_sid is not None:
         server.eio.disconnect(eio_sid)
-    for raw in _raw_sockets(environ):
+    sockets = _raw_sockets(environ)
+    if sockets:
+        socketio.start_background_task(_shut_down, sockets)
+
+
+def _shut_down(sockets: list, after_s: float = 0.5) -> None:
+    """Shut the TCP connections down a moment later: long enough for the last answers (why it
+    was cut off) to reach the client before the reset that unread data causes discards them."""
+    socketio.sleep(after_s)
+    for raw in sockets:
         with contextlib.suppress(OSError):
             raw.shutdown(socket.SHUT_RDWR)
 
