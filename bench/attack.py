@@ -286,6 +286,7 @@ def socketio_flood(url: str, seconds: float = 10.0) -> tuple:
     while sio.connected and time.perf_counter() < deadline:
         time.sleep(0.1)
     cut = not sio.connected
+    time.sleep(0.5)  # the client's reader thread may still be handing out the last events
     sio.disconnect()
     answer = ", ".join(sorted(codes)) + (", disconnected" if cut else ", still connected")
     return f"python-socketio, {sent:,} frames", answer, took, "rate_limited" in codes and cut, "told, cut off"
@@ -376,6 +377,10 @@ FAST: dict[str, Callable[[ServerProcess], tuple]] = {
 }
 
 
+#: attacks after which the server pauses this address (every client here shares 127.0.0.1)
+PAUSED_AFTER = ("garbage_packets", "raw_flood", "socketio_flood")
+
+
 def elsewhere(attack: Callable[[str], tuple]) -> Callable[[ServerProcess], tuple]:
     """Run ``attack(url)`` in a process of its own: a flooding client would otherwise hold this
     process's GIL and slow the calm page's own side of every round trip."""
@@ -429,7 +434,7 @@ def run_on_shared_server(names: list[str], log_dir: Path) -> list[Row]:
             )
             row.ok = row.ok and _meets_shared_bars(row)
             rows.append(row)
-            if name in ("raw_flood", "socketio_flood"):
+            if name in PAUSED_AFTER:
                 time.sleep(FLOODER_PAUSE_S)  # this address (everyone here) is paused after a flood
     finally:
         calm.close()
