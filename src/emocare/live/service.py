@@ -107,12 +107,7 @@ class LiveService:
             sid, self, self.clock(), FaceTracker(self.smoothing), care=care, address=address, profile=profile
         )
         with self._lock:
-            self._refuse_if_paused(address)
-            if len(self._sessions) >= self.max_connections:
-                raise Refused("server_full", "The server has as many connections as it can take; try again later.")
-            same = sum(1 for s in self._sessions.values() if address is not None and s.address == address)
-            if same >= self.max_per_address:
-                raise Refused("too_many_connections", "Too many connections from this address; close another tab.")
+            self._refuse(address, [s.address for s in self._sessions.values()], spare=0)
             self._sessions[sid] = session
         return session
 
@@ -124,20 +119,20 @@ class LiveService:
         here too. The spare lets a browser's eleventh tab still be told why at the session.
         """
         with self._lock:
-            self._refuse_if_paused(address)
-            same = sum(1 for a in self._transports.values() if address is not None and a == address)
-            if len(self._transports) >= self.max_connections + TRANSPORT_SPARE:
-                raise Refused("server_full", "The server has as many connections as it can take; try again later.")
-            if same >= self.max_per_address + TRANSPORT_SPARE:
-                raise Refused("too_many_connections", "Too many connections from this address; close another tab.")
+            self._refuse(address, list(self._transports.values()), spare=TRANSPORT_SPARE)
             self._transports[key] = address
 
-    def _refuse_if_paused(self, address: str | None) -> None:
-        """Under the lock: :class:`Refused` while ``address`` is paused for flooding."""
-        until = self._paused.get(address or "", 0.0)
-        if until > self.clock():
-            raise Refused("flooding", f"Cut off for flooding: connect again in {until - self.clock():.0f} s.")
+    def _refuse(self, address: str | None, open_addresses: list[str | None], spare: int) -> None:
+        """Under the lock: :class:`Refused` if ``address`` is paused for flooding, or one more
+        connection (of those open, by address) would pass the caps plus ``spare``."""
+        wait = self._paused.get(address or "", 0.0) - self.clock()
+        if wait > 0:
+            raise Refused("flooding", f"Cut off for flooding: connect again in {wait:.0f} s.")
         self._paused.pop(address or "", None)
+        if len(open_addresses) >= self.max_connections + spare:
+            raise Refused("server_full", "The server has as many connections as it can take; try again later.")
+        if address is not None and open_addresses.count(address) >= self.max_per_address + spare:
+            raise Refused("too_many_connections", "Too many connections from this address; close another tab.")
 
     def pause(self, address: str | None, now: float) -> None:
         """Refuse ``address``'s new connections for FLOODER_PAUSE_S: its connection was cut off

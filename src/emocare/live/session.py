@@ -103,8 +103,7 @@ class LiveSession:
         over = self._over_budget(frame, now)
         if over is not None:
             if self._flooding(now):
-                self.service.pause(self.address, now)
-                return [("error", {**RATE_LIMITED, "seq": seq, "message": FLOODED}), (CLOSE, {})]
+                return self._cut_off({**RATE_LIMITED, "seq": seq, "message": FLOODED}, now)
             if self._should_notify_busy(now):
                 return [("error", {**RATE_LIMITED, "seq": seq, "message": over})]
             return []
@@ -314,8 +313,7 @@ class LiveSession:
             self.counters.errors += 1
             self._refusals.append(now)
         if self._flooding(now):
-            self.service.pause(self.address, now)
-            return [("error", {"code": "bad_request", "message": GARBAGE_FLOOD}), (CLOSE, {})]
+            return self._cut_off({"code": "bad_request", "message": GARBAGE_FLOOD}, now)
         if self._should_notify_busy(now):
             message = f"The message could not be read ({reason[:80]}); see docs/protocol.md."
             return [("error", {"code": "bad_request", "message": message})]
@@ -358,6 +356,11 @@ class LiveSession:
             self.counters.dropped += 1
             self._refusals.append(now)
             return reason
+
+    def _cut_off(self, error: dict, now: float) -> list[Event]:
+        """A flooder: told why, its connection closed, its address paused by the service."""
+        self.service.pause(self.address, now)
+        return [("error", error), (CLOSE, {})]
 
     def _flooding(self, now: float) -> bool:
         with self._lock:
@@ -402,18 +405,18 @@ class TokenBucket:
 
     capacity: float
     rate: float
-    tokens: float | None = None
     refilled: float | None = None
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.capacity)
 
     def can_take(self, amount: float, now: float) -> bool:
         """Refill to ``now``; can ``amount`` be taken? (More than the capacity is charged as the
         capacity: one oversized frame is refused for its size elsewhere, not for ever here.)"""
-        if self.tokens is None:
-            self.tokens = self.capacity
-        elif self.refilled is not None:
+        if self.refilled is not None:
             self.tokens = min(self.capacity, self.tokens + (now - self.refilled) * self.rate)
         self.refilled = now
         return self.tokens >= min(amount, self.capacity)
 
     def take(self, amount: float) -> None:
-        self.tokens = max(0.0, (self.tokens or 0.0) - min(amount, self.capacity))
+        self.tokens = max(0.0, self.tokens - min(amount, self.capacity))
