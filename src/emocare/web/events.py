@@ -32,12 +32,18 @@ def _emit_all(events) -> None:
     in order on its own green thread, and a flood of refused frames never waits on I/O: without
     the yield, the writer that sends these answers (and a disconnect) would not run until the
     flood stopped. Under threading it is ``time.sleep(0)``."""
-    for name, payload in events:
-        if name == CLOSE:  # the session asks for its connection to end (a client that floods)
-            _close(request.sid)
-            break
-        emit(name, payload)
+    _send(events, request.sid, emit)
     socketio.sleep(0)
+
+
+def _send(events, sid: str, emit_one) -> None:
+    """Send a session's events to ``sid`` with ``emit_one(name, payload)``, in order; a
+    ``CLOSE`` among them ends the connection there (a client that floods)."""
+    for name, payload in events:
+        if name == CLOSE:
+            _close(sid)
+            break
+        emit_one(name, payload)
 
 
 def _session():
@@ -155,11 +161,8 @@ def guard_transport(app) -> None:
             sid = server.manager.sid_from_eio_sid(eio_sid, "/")
             session = live.get(sid) if sid is not None else None
             if session is not None:
-                for name, payload in session.unreadable(str(exc), live.clock()):
-                    if name == CLOSE:
-                        _close(sid)
-                        break
-                    server.emit(name, payload, to=sid)
+                events = session.unreadable(str(exc), live.clock())
+                _send(events, sid, lambda name, payload: server.emit(name, payload, to=sid))
             raise
 
     def disconnect(eio_sid, *reason):

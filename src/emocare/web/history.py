@@ -42,11 +42,10 @@ def same_origin_only():
     if request.method != "POST":
         return
     profile_cookie.check_csrf()
-    site = request.headers.get("Sec-Fetch-Site")
-    if site is not None and site not in ("same-origin", "none"):
+    if profile_cookie.sent_by_another_site():
         abort(403)
     origin = request.headers.get("Origin")
-    if origin == "null" and site == "same-origin":
+    if origin == "null" and request.headers.get("Sec-Fetch-Site") == "same-origin":
         return  # our own form under Referrer-Policy: no-referrer, which hides the origin
     if origin is not None and urlsplit(origin).netloc != request.host:
         abort(403)

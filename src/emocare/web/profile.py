@@ -46,11 +46,18 @@ def new_profile_id() -> str:
     return "p-" + secrets.token_hex(12)
 
 
+def sent_by_another_site() -> bool:
+    """The browser says (``Sec-Fetch-Site``) that another site's page sent this request; a
+    client that says nothing is not taken for one."""
+    site = request.headers.get("Sec-Fetch-Site")
+    return site is not None and site not in ("same-origin", "none")
+
+
 @bp.post("/profile")
 def issue():
     """Issue this browser's profile cookie, or renew the one it has (made HttpOnly if a page of
     an older version wrote it from JavaScript). Another site's page may not ask."""
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+    if sent_by_another_site():
         abort(403)
     profile = current_profile() or new_profile_id()
     response = Response(status=204)
@@ -67,9 +74,9 @@ def issue():
     return response
 
 
-def csrf_token(profile: str | None = None) -> str:
-    """The token the history forms carry for ``profile`` (default: this request's)."""
-    profile = profile if profile is not None else current_profile()
+def csrf_token() -> str:
+    """The token the history forms carry for this request's profile ("" without one)."""
+    profile = current_profile()
     if profile is None:
         return ""
     key = current_app.config["SECRET_KEY"]
