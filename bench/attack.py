@@ -110,12 +110,15 @@ class Memory(threading.Thread):
         return max((rss for t, rss in list(self.samples) if start <= t <= end), default=self.server.rss())
 
 
+def websocket_url(url: str) -> str:
+    """The server's Socket.IO endpoint as a raw WebSocket (Engine.IO 4) sees it."""
+    return url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+
+
 def raw_socket(url: str, host: str | None = None, timeout: float = 10) -> websocket.WebSocket:
     """A Socket.IO connection by hand, joined to the default namespace: what an attacker
     who does not use a Socket.IO library sends."""
-    ws = websocket.create_connection(
-        url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", timeout=timeout, host=host
-    )
+    ws = websocket.create_connection(websocket_url(url), timeout=timeout, host=host)
     ws.recv()  # Engine.IO open
     ws.send("40")
     return ws
@@ -298,17 +301,13 @@ def idle_connections(server: ServerProcess, count: int = 200) -> tuple:
     started = time.perf_counter()
     for _ in range(count):
         try:
-            sockets.append(
-                websocket.create_connection(
-                    server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", timeout=5
-                )
-            )
+            sockets.append(websocket.create_connection(websocket_url(server.url), timeout=5))
         except websocket.WebSocketBadStatusException:
             refused += 1
         except (OSError, websocket.WebSocketException):
             break  # the server stopped answering: the row says how many got through
     took = time.perf_counter() - started
-    threads = sum(_threads(pid) for pid in server.pids())
+    threads = server.threads()
     served = requests.get(server.url + "/healthz", timeout=5).status_code  # a newcomer is still served
     for ws in sockets:
         ws.close()
@@ -319,14 +318,6 @@ def idle_connections(server: ServerProcess, count: int = 200) -> tuple:
         len(sockets) <= 12 and served == 200,
         "capped per address (10 + 2 spare)",
     )
-
-
-def _threads(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("Threads:")), 0)
 
 
 def foreign_host(server: ServerProcess) -> tuple:

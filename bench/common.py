@@ -22,6 +22,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def proc_status(pid: int, key: str) -> int:
+    """A number from /proc/PID/status (``VmRSS`` in kB, ``Threads``); 0 once the process is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith(key + ":")), 0)
+
+
 class ServerProcess:
     """``python run.py`` in a subprocess on a free port, waited for until the model is warm.
 
@@ -90,14 +99,11 @@ class ServerProcess:
 
     def rss(self) -> int:
         """Resident memory of all the server's processes, in bytes."""
-        total = 0
-        for pid in self.pids():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            total += next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-        return total
+        return sum(proc_status(pid, "VmRSS") * 1024 for pid in self.pids())
+
+    def threads(self) -> int:
+        """Threads of all the server's processes."""
+        return sum(proc_status(pid, "Threads") for pid in self.pids())
 
     def kill_9(self) -> None:
         """SIGKILL the server and its Gunicorn worker (the process that holds the sessions) at

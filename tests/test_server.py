@@ -15,6 +15,7 @@ import time
 import pytest
 import socketio
 
+from bench.attack import events_until, raw_socket, websocket_url
 from emocare.live.session import FRAME_BURST
 
 pytestmark = pytest.mark.server
@@ -147,7 +148,7 @@ def test_garbage_packets_barely_touch_the_log(server, clients, astronaut_jpeg):
 
     calm = clients()  # connected before: the garbage's address (this one) is paused after it
     before = server.log_path.stat().st_size
-    raw = websocket.create_connection(server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket")
+    raw = websocket.create_connection(websocket_url(server.url))
     raw.recv()  # the handshake
     raw.send("40")  # join the default namespace
     with contextlib.suppress(OSError, websocket.WebSocketException):  # cut off on the way
@@ -162,8 +163,6 @@ def test_garbage_packets_barely_touch_the_log(server, clients, astronaut_jpeg):
 def test_a_message_the_transport_cannot_parse_is_answered(server, clients, astronaut_jpeg):
     """``cooldown_s: 10**400`` or broken JSON never reach a handler (the transport refuses
     integers of more than 100 digits): the sender is told, in well under a second."""
-    from bench.attack import events_until, raw_socket
-
     raw = raw_socket(server.url)
     events_until(raw, "status", 5)
     for packet in ['42["configure",{"settings":{"cooldown_s":1' + "0" * 400 + "}}]", '42["configure",{']:
@@ -191,11 +190,7 @@ def test_connections_over_the_cap_are_refused_with_a_reason(start_server):
     idle, refused = [], 0
     for _ in range(6):
         try:
-            idle.append(
-                websocket.create_connection(
-                    server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", timeout=5
-                )
-            )
+            idle.append(websocket.create_connection(websocket_url(server.url), timeout=5))
         except websocket.WebSocketBadStatusException as exc:
             refused += 1
             assert exc.status_code == 401
