@@ -41,9 +41,9 @@ def test_the_split_keeps_subjects_and_copies_on_one_side(expressions):
 
 
 def test_train_resume_and_export(small_set, tmp_path, astronaut):
-    from emocare.training.train import Recipe, train
+    from emocare.training.train import Recipe, resolve_precision, train
 
-    recipe = Recipe(epochs=1, batch=16)
+    recipe = Recipe(epochs=1, batch=16, precision=resolve_precision("auto"), live_share=0.5)
     out = tmp_path / "run"
     card = train(small_set, out, recipe, members=1)
     assert (out / "member-0" / "checkpoint.pt").is_file()
@@ -77,3 +77,17 @@ def test_crops_are_cached_and_framed_like_the_live_path(small_set, tmp_path):
     assert set(first.framing.tolist()) <= {"crop", "face", "whole"}
     assert (first.framing[np.isin(first.sources, ["jaffe", "muxspace"])] == "face").mean() > 0.9
     assert (load(small_set, cache).images == first.images).all()
+
+
+def test_face_crops_also_come_framed_as_a_camera_sees_them(small_set, tmp_path):
+    """A crop held up to the camera is re-framed by the detector: its live variant differs
+    from the crop, while photos (framed by the detector already) keep their one crop."""
+    dataset = load(small_set, tmp_path / "crops.npz")
+    assert dataset.live.shape == dataset.images.shape
+    photos = dataset.framing != "crop"
+    assert (dataset.live[photos] == dataset.images[photos]).all()
+    crops = ~photos
+    changed = (dataset.live[crops] != dataset.images[crops]).any(axis=(1, 2))
+    assert changed.mean() > 0.8  # found and re-framed (where no face is found, the crop stays)
+    difference = np.abs(dataset.live[crops].astype(int) - dataset.images[crops]).mean(axis=(1, 2))
+    assert np.median(difference[changed]) > 3  # not a copy: another framing of the same face

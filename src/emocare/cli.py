@@ -142,7 +142,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     try:
-        from .training.train import Recipe, train
+        from .training.train import Recipe, resolve_precision, train
     except ImportError as exc:  # pragma: no cover - depends on the installed set
         print(f"error: training needs PyTorch and onnx (pip install torch==2.13.0 onnx): {exc}", file=sys.stderr)
         return 2
@@ -161,7 +161,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         for source, figures in card["validation"].items():
             print(f"{source:>14}: top-1 {figures['top1']:.1%}  balanced {figures['balanced']:.1%}  (n={figures['n']})")
         return 0
-    recipe = Recipe(epochs=args.epochs, seed=args.seed, side=args.input_side, precision=args.precision)
+    recipe = Recipe(
+        epochs=args.epochs,
+        seed=args.seed,
+        side=args.input_side,
+        precision=resolve_precision(args.precision),
+        live_share=args.live_share,
+    )
     export = Path(args.export) if args.export else None
     card = train(data, Path(args.out), recipe, members=args.members, resume=args.resume, export=export)
     for source, figures in card["validation"].items():
@@ -235,10 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-side", type=int, default=48, help="the network's input size in pixels")
     p.add_argument(
         "--precision",
-        choices=("float32", "bfloat16"),
-        default="bfloat16",
-        help="bfloat16 (the shipped recipe): training steps under CPU autocast, 2.8 times faster here;"
-        " float32 on CPUs without AVX-512 BF16",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="bfloat16 (the shipped recipe): training steps under CPU autocast, 2.8 times faster on CPUs"
+        " with BF16 instructions and about 10 times slower without; auto: bfloat16 where the CPU has them",
+    )
+    p.add_argument(
+        "--live-share",
+        type=float,
+        default=0.0,
+        help="share of FER2013 and CK+ crops drawn as the live detector frames them (0: the shipped recipe)",
     )
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True, help="go on from the checkpoint")
     p.add_argument(
