@@ -30,9 +30,13 @@ Event = tuple[str, dict]
 
 BUSY_NOTICE_S = 1.0
 #: Frames a page may send: a burst of this many, refilled at this rate a second (the page
-#: sends at most 10, one in flight; 30 a second leaves room for a faster client of our own).
-#: The burst is small because every frame in it is analysed: a flooder's burst is paid for.
-FRAME_BURST, FRAME_RATE = 10, 30.0
+#: sends at most 10, one in flight; 15 leaves it room for jitter). The burst is small because
+#: every frame in it is analysed: a flooder's burst is paid for. The rate matters twice: it
+#: is the most inference a flooder can cost, and a connection's frames are read one after
+#: another at the speed of inference, so a flood is refused (and cut off) only where
+#: inference runs faster than this rate: 30 was slower than eventlet's inference on a slow
+#: 2-core machine (25 frames a second), whose flooders were never refused.
+FRAME_BURST, FRAME_RATE = 10, 15.0
 #: And bytes of frames: the page sends about 15 KB ten times a second (150 KB/s); a client
 #: may send 1 MB/s, in bursts of 3 MB (three frames of the largest size accepted).
 BYTE_BURST, BYTE_RATE = 3_000_000, 1_000_000.0
