@@ -7,25 +7,34 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 ARGS   ?=
 
-# Debian packages: espeak-ng speaks the care messages; the tests also drive Chromium with a
-# fake camera made by ffmpeg, and render Chinese in screenshots with a CJK font.
-RUN_DEBS  := espeak-ng
-TEST_DEBS := $(RUN_DEBS) ffmpeg chromium fonts-wqy-microhei graphviz
+# Debian packages: espeak-ng speaks the care messages; the cluster (make cluster) runs on
+# PostgreSQL, Redis and nginx; the tests also drive Chromium with a fake camera made by ffmpeg,
+# render Chinese in screenshots with a CJK font, and start real PostgreSQL, Redis and nginx
+# servers of their own (deploy/services.py).
+RUN_DEBS     := espeak-ng
+CLUSTER_DEBS := postgresql redis-server nginx openssl
+TEST_DEBS    := $(RUN_DEBS) $(CLUSTER_DEBS) ffmpeg chromium fonts-wqy-microhei graphviz
 
 DATA   ?= ../shared/datasets/expressions
+N      ?= 2
 
-.PHONY: run test lint bench train diagram system-deps-run system-deps-test clean
+.PHONY: run cluster test lint bench train diagram system-deps-run system-deps-cluster system-deps-test clean
 
 run: $(VENV)/.app system-deps-run
 	$(VENV)/bin/emocare serve $(ARGS)
 
+# N server processes on PostgreSQL and Redis behind nginx, on https://localhost:8443 (a
+# self-signed certificate); Ctrl+C stops it all. docs/deploy.md.
+cluster: $(VENV)/.app system-deps-cluster
+	$(PY) -m deploy.cluster --servers $(N) $(ARGS)
+
 test: $(VENV)/.app $(VENV)/.dev $(VENV)/.train system-deps-test
-	$(PY) -m ruff check src tests bench scripts run.py
+	$(PY) -m ruff check src tests bench deploy scripts run.py
 	$(PY) -m pytest $(ARGS)
 
 lint: $(VENV)/.dev
-	$(PY) -m ruff check src tests bench scripts run.py
-	$(PY) -m ruff format --check src tests bench scripts run.py
+	$(PY) -m ruff check src tests bench deploy scripts run.py
+	$(PY) -m ruff format --check src tests bench deploy scripts run.py
 
 bench: $(VENV)/.app $(VENV)/.dev
 	$(PY) -m bench.serving $(ARGS)
@@ -60,6 +69,9 @@ $(VENV)/.train: requirements-train.txt $(VENV)/.app
 
 system-deps-run:
 	@scripts/debian-deps.sh $(RUN_DEBS)
+
+system-deps-cluster:
+	@scripts/debian-deps.sh $(RUN_DEBS) $(CLUSTER_DEBS)
 
 system-deps-test:
 	@scripts/debian-deps.sh $(TEST_DEBS)

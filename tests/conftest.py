@@ -8,14 +8,20 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import tempfile
+import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import socketio
 
 from bench.common import ServerProcess
+from deploy.services import Postgres, Redis
 from emocare import create_app
 from emocare.extensions import socketio as _socketio
 from emocare.vision import samples
@@ -220,6 +226,70 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
     yield _start
     for server in started:
         server.stop()
+
+
+def stream(url: str, profile: str, seconds: float, jpeg: bytes) -> tuple[int, float]:
+    """Be a live page for ``seconds`` (or until the server goes away): returns the results
+    received and when the last came. ``url`` may be nginx's HTTPS one (self-signed)."""
+    sio = socketio.Client(reconnection=False, ssl_verify=False)
+    got = threading.Event()
+    last = [0.0]
+    count = [0]
+
+    def on_result(_msg):
+        count[0] += 1
+        last[0] = time.time()
+        got.set()
+
+    sio.on("result", on_result)
+    # the cookie the server issued to this page (POST /profile) comes with the handshake
+    sio.connect(url, headers={"Cookie": f"emocare_profile={profile}"}, transports=["websocket"], wait_timeout=10)
+    sio.emit("configure", {"locale": "en"})
+    end = time.monotonic() + seconds
+    seq = 0
+    while time.monotonic() < end and sio.connected:
+        got.clear()
+        seq += 1
+        try:
+            sio.emit("frame", {"seq": seq, "image": jpeg})
+        except socketio.exceptions.SocketIOError:  # the server died under the page
+            break
+        got.wait(2)
+        time.sleep(0.08)
+    sio.disconnect()
+    return count[0], last[0]
+
+
+# --- real PostgreSQL and Redis ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server of the tests' own (Debian's package, ``make system-deps-test``).
+
+    Its folder is made outside pytest's private temporary folder, which the ``postgres``
+    user the server runs as (when the tests run as root) could not enter.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="emocare-pg-"))
+    folder.chmod(0o755)
+    server = Postgres(folder)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[Redis]:
+    server = Redis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def fresh_database(postgres: Postgres) -> str:
+    """The URL of a new, empty database on the tests' PostgreSQL: each test its own."""
+    return postgres.create_database(f"test_{uuid.uuid4().hex[:12]}")
 
 
 # --- a fake camera for the browser -----------------------------------------------------------

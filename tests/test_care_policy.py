@@ -9,6 +9,10 @@ import pytest
 from emocare.care.content import CareContent
 from emocare.care.policy import CarePolicy, PolicyConfig
 from emocare.care.preferences import Preferences, PreferenceStore
+from emocare.history import HistoryStore
+from emocare.history.preferences import DatabasePreferenceStore
+
+from .conftest import fresh_database
 
 FPS = 10
 
@@ -123,8 +127,19 @@ def test_not_how_i_feel_makes_that_emotion_harder_to_trigger(content):
     assert stream(p, "sad", 10, start=100, confidence=0.8)
 
 
-def test_helpful_feedback_persists_for_the_profile(content, tmp_path):
-    store = PreferenceStore(tmp_path)
+@pytest.fixture(params=["files", "postgresql"])
+def preference_store(request, tmp_path):
+    """Files in the instance folder (one process), or the shared database (a cluster)."""
+    if request.param == "files":
+        yield PreferenceStore(tmp_path)
+        return
+    history = HistoryStore(fresh_database(request.getfixturevalue("postgres")))
+    yield DatabasePreferenceStore(history.engine)
+    history.engine.dispose()
+
+
+def test_helpful_feedback_persists_for_the_profile(content, preference_store):
+    store = preference_store
     p = CarePolicy(content, store.load("mei"), PolicyConfig(), random.Random(1))
     [action] = stream(p, "sad", 5)
     p.feedback(action.id, "helpful", action.t)
@@ -133,6 +148,8 @@ def test_helpful_feedback_persists_for_the_profile(content, tmp_path):
     assert again.kind_weight("message") > 1.0 and again.message_weight(action.message_id) > 1.0
     with pytest.raises(ValueError):
         store.load("../etc/passwd")
+    store.delete("mei")
+    assert store.load("mei").feedback_count == 0  # forgotten
 
 
 def test_unknown_feedback_is_refused(content):

@@ -1,5 +1,9 @@
-"""The mood history on a real SQLite file: writes, summaries, export, delete, retention,
-a full disk, and many writers at once."""
+"""The mood history on a real SQLite file and a real PostgreSQL server: writes, summaries,
+export, delete, retention, migrations, a full disk, and many writers at once.
+
+Every test that is not about one engine's own behaviour (SQLite's write-ahead log and page
+cap) runs on both: ``store`` is parametrised over the two backends.
+"""
 
 import csv
 import io
@@ -11,10 +15,11 @@ import pytest
 
 from emocare.care.policy import CareAction
 from emocare.history import HistorySession, HistoryStore, HistoryWriter
+from emocare.history.schema import current_revision, head
 from emocare.vision.scripted import scores_for
 from emocare.vision.types import EMOTIONS
 
-from .conftest import unwritable
+from .conftest import fresh_database, unwritable
 
 
 @pytest.fixture
@@ -22,8 +27,31 @@ def db(tmp_path):
     return tmp_path / "history.sqlite3"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_store(request, tmp_path):
+    """Makes empty stores of one backend: SQLite files, or new PostgreSQL databases."""
+    made = []
+
+    def make() -> HistoryStore:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / f'history-{len(made)}.sqlite3'}"
+        else:
+            url = fresh_database(request.getfixturevalue("postgres"))
+        made.append(HistoryStore(url))
+        return made[-1]
+
+    yield make
+    for store in made:
+        store.engine.dispose()
+
+
 @pytest.fixture
-def store(db):
+def store(new_store):
+    return new_store()
+
+
+@pytest.fixture
+def sqlite_store(db):
     store = HistoryStore(f"sqlite:///{db}")
     yield store
     store.engine.dispose()
@@ -36,10 +64,10 @@ def record(writer, session, moods, start=1_700_000_000.0):
             writer.sample(session, mood, 0.8, scores_for(mood, 0.8), start + second + frame / 10)
 
 
-def test_wal_mode_and_schema_version(store, db):
+def test_wal_mode_and_schema_version(sqlite_store, db):
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 1
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == head()
         columns = {row[1] for row in conn.execute("PRAGMA table_info(samples)")}
     assert set(EMOTIONS) <= columns
     assert not any("image" in c or "crop" in c or "box" in c for c in columns)  # never images
@@ -64,7 +92,7 @@ def test_one_sample_a_second_summary_and_timeline(store):
     assert store.timeline(session.id, "someone-else") is None  # profiles see only their own
 
 
-def test_export_round_trips_and_csv_matches(store, tmp_path):
+def test_export_round_trips_and_csv_matches(store, new_store):
     writer = HistoryWriter(store)
     session = HistorySession(profile="mei")
     record(writer, session, ["angry", "fear", "neutral"])
@@ -73,7 +101,7 @@ def test_export_round_trips_and_csv_matches(store, tmp_path):
     exported = store.export("mei")
     assert len(exported["sessions"]) == 1 and len(exported["samples"]) == 3 and len(exported["care_actions"]) == 1
 
-    other = HistoryStore(f"sqlite:///{tmp_path / 'restored.sqlite3'}")
+    other = new_store()
     assert other.import_(exported) == 1
     again = other.export("mei")
     for key in ("sessions", "samples", "care_actions"):
@@ -83,7 +111,6 @@ def test_export_round_trips_and_csv_matches(store, tmp_path):
     rows = list(csv.DictReader(io.StringIO(store.export_csv("mei"))))
     assert [r["emotion"] for r in rows] == ["angry", "fear", "neutral"]
     assert float(rows[0]["angry"]) == pytest.approx(0.8)
-    other.engine.dispose()
 
 
 def files_of(db):
@@ -92,7 +119,8 @@ def files_of(db):
     return db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
-def test_delete_really_deletes(store, db):
+def test_delete_really_deletes(sqlite_store, db):
+    store = sqlite_store
     writer = HistoryWriter(store)
     keep, gone = HistorySession(profile="keep-me"), HistorySession(profile="zebra-secret-profile")
     record(writer, keep, ["happy"] * 3)
@@ -125,8 +153,9 @@ def test_retention(store):
     assert len(store.sessions_of("b")) == 1
 
 
-def test_a_full_disk_keeps_the_data_for_later(store, db):
+def test_a_full_disk_keeps_the_data_for_later(sqlite_store, db):
     """SQLite's own "database or disk is full", provoked by capping the file's pages."""
+    store = sqlite_store
     writer = HistoryWriter(store)
     session = HistorySession(profile="mei")
     record(writer, session, ["neutral"])
@@ -195,7 +224,7 @@ def test_one_bad_operation_does_not_poison_the_batch(store):
     assert writer.flush() == 1 and writer.failures == 0  # and the next flushes go on
 
 
-def test_a_trimmed_backlog_keeps_the_session_rows(store, db):
+def test_a_trimmed_backlog_keeps_the_session_rows(store):
     writer = HistoryWriter(store, max_backlog=50)
     session = HistorySession(profile="kai")
     record(writer, session, ["sad"] * 80)
@@ -272,3 +301,89 @@ def test_sessions_left_open_by_a_crash_are_closed_at_their_last_sample(store):
     [a], [b], [c] = store.sessions_of("a"), store.sessions_of("b"), store.sessions_of("c")
     assert a["ended_at"] == pytest.approx(now - 3596) and c["ended_at"] == pytest.approx(now - 600)
     assert b["ended_at"] is None
+
+
+def test_delete_removes_every_row_of_the_profile(store):
+    writer = HistoryWriter(store)
+    keep, gone = HistorySession(profile="keep-me"), HistorySession(profile="gone")
+    record(writer, keep, ["happy"] * 2)
+    record(writer, gone, ["sad"] * 5)
+    writer.care(gone, CareAction("message", "sad", "sad-01", 0.0), 1_700_000_002.0)
+    writer.flush()
+    store.set_retention("gone", 7)
+    assert store.delete_profile("gone") == 1
+    exported = store.export("gone")
+    assert exported["sessions"] == exported["samples"] == exported["care_actions"] == []
+    assert store.retention_days("gone") == 30  # its own choice went with it
+    assert store.counts() == {"sessions": 1, "samples": 2, "care_actions": 0}
+
+
+def legacy_database(url: str) -> None:
+    """A history database as EmoCare's hand-rolled migrations left it: schema_version 1."""
+    from sqlalchemy import create_engine, text
+
+    from emocare.history.schema import care_actions, metadata, profiles, samples, sessions
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        metadata.create_all(conn, tables=[profiles, sessions, samples, care_actions])
+        conn.execute(text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
+        conn.execute(text("INSERT INTO schema_version VALUES (1)"))
+        conn.execute(sessions.insert().values(id="old-session", profile="mei", started_at=1_700_000_000.0))
+        row = {"session_id": "old-session", "ts": 1_700_000_000.5, "emotion": "sad", "confidence": 0.8}
+        conn.execute(samples.insert().values(**row, **scores_for("sad", 0.8)))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_database_of_the_old_schema_is_taken_over_with_its_rows(backend, tmp_path, request):
+    from sqlalchemy import inspect
+
+    url = (
+        f"sqlite:///{tmp_path / 'old.sqlite3'}"
+        if backend == "sqlite"
+        else fresh_database(request.getfixturevalue("postgres"))
+    )
+    legacy_database(url)
+    store = HistoryStore(url)
+    try:
+        assert current_revision(store.engine) == head()
+        tables = set(inspect(store.engine).get_table_names())
+        assert "schema_version" not in tables and "preferences" in tables
+        assert [s["id"] for s in store.sessions_of("mei")] == ["old-session"]
+        assert len(store.export("mei")["samples"]) == 1
+    finally:
+        store.engine.dispose()
+
+
+def test_processes_starting_at_once_migrate_one_postgresql_once(postgres):
+    """Several servers start together on a new database: the advisory lock lets one create
+    the schema while the others wait, and none fails on tables made under it."""
+    import multiprocessing
+
+    url = fresh_database(postgres)
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        found = pool.map(_migrate, [url] * 4)
+    assert found.count(None) == 1  # exactly one found the database empty and made the schema
+    assert found.count(head()) == 3  # the others waited, and found it made
+
+
+def _migrate(url: str) -> str | None:
+    """In a process of its own, as a server at start: what the schema was before it migrated."""
+    from emocare.history.schema import migrate
+    from emocare.history.store import make_engine
+
+    engine = make_engine(url)
+    try:
+        return migrate(engine)
+    finally:
+        engine.dispose()
+
+
+def test_a_database_newer_than_this_code_is_refused(store):
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(RuntimeError, match="newer than this EmoCare"):
+        HistoryStore(store.url)

@@ -10,43 +10,10 @@ import time
 
 import pytest
 import requests
-import socketio
 
-from .conftest import form_token
+from .conftest import form_token, stream
 
 pytestmark = pytest.mark.server
-
-
-def stream(url: str, profile: str, seconds: float, jpeg: bytes) -> tuple[int, float]:
-    """Be a live page for ``seconds`` (or until the server goes away): returns the results
-    received and when the last came."""
-    sio = socketio.Client(reconnection=False)
-    got = threading.Event()
-    last = [0.0]
-    count = [0]
-
-    def on_result(_msg):
-        count[0] += 1
-        last[0] = time.time()
-        got.set()
-
-    sio.on("result", on_result)
-    # the cookie the server issued to this page (POST /profile) comes with the handshake
-    sio.connect(url, headers={"Cookie": f"emocare_profile={profile}"}, transports=["websocket"], wait_timeout=10)
-    sio.emit("configure", {"locale": "en"})
-    end = time.monotonic() + seconds
-    seq = 0
-    while time.monotonic() < end and sio.connected:
-        got.clear()
-        seq += 1
-        try:
-            sio.emit("frame", {"seq": seq, "image": jpeg})
-        except socketio.exceptions.SocketIOError:  # the server died under the page
-            break
-        got.wait(2)
-        time.sleep(0.08)
-    sio.disconnect()
-    return count[0], last[0]
 
 
 def samples_in(db, profile: str) -> list[float]:

@@ -23,6 +23,13 @@ PROFILE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 WEIGHT_MIN, WEIGHT_MAX = 0.1, 5.0
 
 
+def checked_profile(profile: str) -> str:
+    """The profile id, if it is one: it names a file or a row, so nothing else gets through."""
+    if not PROFILE_RE.match(profile):
+        raise ValueError("A profile id is 1-64 letters, digits, '-' or '_'.")
+    return profile
+
+
 def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
 
@@ -67,7 +74,7 @@ def _weights(value) -> dict[str, float]:
     return weights
 
 
-def _from_json(data) -> Preferences:
+def from_json(data) -> Preferences:
     """Preferences from a parsed file, refusing anything but the shapes :meth:`save` writes."""
     if not isinstance(data, dict):
         raise TypeError("a preferences file holds one object")
@@ -88,14 +95,12 @@ class PreferenceStore:
         self._lock = threading.Lock()
 
     def _path(self, profile: str) -> Path:
-        if not PROFILE_RE.match(profile):
-            raise ValueError("A profile id is 1-64 letters, digits, '-' or '_'.")
-        return self.folder / f"{profile}.json"
+        return self.folder / f"{checked_profile(profile)}.json"
 
     def load(self, profile: str) -> Preferences:
         path = self._path(profile)
         try:
-            return _from_json(json.loads(path.read_text(encoding="utf-8")))
+            return from_json(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             return Preferences()
         except (OSError, ValueError, TypeError, AttributeError) as exc:

@@ -1,9 +1,9 @@
 """The history database: tables and a versioned schema.
 
-Versioned by hand rather than with Alembic: the schema is small, and a ``schema_version`` row
-plus a list of numbered steps (:data:`MIGRATIONS`) is easy to read and needs no extra tool.
-To change the schema, append a step; :func:`migrate` runs the missing ones at start-up, in one
-transaction each. docs/history.md lists the versions.
+Versioned with Alembic (``migrations/versions/``, one file a step), applied at start-up by
+:func:`migrate`, so that SQLite on one machine and PostgreSQL under several processes go
+through the same steps. To change the schema, change the tables here and add a step
+(``alembic -c … revision``, or by hand after the two there); docs/history.md lists them.
 
 What is stored: sessions, one mood sample per second at most (the smoothed label and the 7
 scores of the primary face), the care actions shown and the feedback given. Never an image,
@@ -12,7 +12,8 @@ a face crop or a face box.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from pathlib import Path
 
 from sqlalchemy import (
     Column,
@@ -24,16 +25,18 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    inspect,
-    select,
+    Text,
+    text,
 )
 from sqlalchemy.engine import Connection
 
 from ..vision.types import EMOTIONS
 
-metadata = MetaData()
+log = logging.getLogger(__name__)
+# Alembic logs every plugin it sets up at INFO, at every start: only its warnings here
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
-schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+metadata = MetaData()
 
 profiles = Table(
     "profiles",
@@ -82,34 +85,71 @@ care_actions = Table(
 )
 
 
-def _v1(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[profiles, sessions, samples, care_actions])
+preferences = Table(
+    "preferences",
+    metadata,
+    Column("profile", String(64), primary_key=True),
+    #: what the profile's feedback taught the care engine (``care.preferences.Preferences``), as JSON
+    Column("data", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: Where the migrations live: one file a schema version, applied in order by Alembic.
+MIGRATIONS = Path(__file__).with_name("migrations")
+#: Any constant, the same in every process: PostgreSQL's lock that lets one process migrate at a time.
+MIGRATION_LOCK = 0x454D4F43  # "EMOC"
 
 
-#: Schema steps: version N is reached by running MIGRATIONS[N - 1].
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
-SCHEMA_VERSION = len(MIGRATIONS)
+def alembic_config():
+    from alembic.config import Config as AlembicConfig
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
 
 
-def current_version(conn: Connection) -> int:
-    if not inspect(conn).has_table("schema_version"):
-        return 0
-    return conn.execute(select(schema_version.c.version)).scalar() or 0
+def head() -> str:
+    """The newest schema revision this EmoCare knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def migrate(engine: Engine) -> int:
-    """Bring the database to :data:`SCHEMA_VERSION`; returns the version found before."""
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return _revision(conn)
+
+
+def _revision(conn: Connection) -> str | None:
+    from alembic.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> str | None:
+    """Bring the database to the newest revision (Alembic); returns the revision found before.
+
+    Several server processes may start at once on one PostgreSQL: an advisory lock held for
+    the transaction lets one migrate while the others wait, then find nothing left to do.
+    A database newer than this code is refused rather than used half-understood.
+    """
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    config = alembic_config()
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
     with engine.begin() as conn:
-        schema_version.create(conn, checkfirst=True)
-        found = current_version(conn)
-        if found > SCHEMA_VERSION:
-            raise RuntimeError(f"the history database is at schema {found}, newer than this EmoCare ({SCHEMA_VERSION})")
-    for version in range(found + 1, SCHEMA_VERSION + 1):
-        with engine.begin() as conn:
-            MIGRATIONS[version - 1](conn)
-            conn.execute(schema_version.delete())
-            conn.execute(schema_version.insert().values(version=version))
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        found = _revision(conn)
+        if found is not None and found not in known:
+            raise RuntimeError(f"the history database is at schema {found}, newer than this EmoCare ({head()})")
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        now = _revision(conn)
+    if now != found:
+        log.info("history schema migrated from %s to %s", found or "nothing", now)
     return found
 
 
-__all__ = ["SCHEMA_VERSION", "care_actions", "metadata", "migrate", "profiles", "samples", "sessions"]
+__all__ = ["care_actions", "head", "metadata", "migrate", "preferences", "profiles", "samples", "sessions"]

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from ..vision.types import EMOTIONS
-from .schema import care_actions, migrate, profiles, samples, sessions
+from .schema import care_actions, migrate, preferences, profiles, samples, sessions
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,11 @@ class HistoryStore:
         self.url = url
         self.engine = make_engine(url)
         self.default_retention_days = default_retention_days
-        migrate(self.engine)
+        try:
+            migrate(self.engine)
+        except BaseException:
+            self.engine.dispose()  # its pooled connection would be left to the garbage collector
+            raise
 
     # --- writing (called by the writer, in batches) -----------------------------------------
 
@@ -260,6 +264,7 @@ class HistoryStore:
             conn.execute(delete(samples).where(samples.c.session_id.in_(owned)))
             removed = conn.execute(delete(sessions).where(sessions.c.profile == profile)).rowcount
             conn.execute(delete(profiles).where(profiles.c.profile == profile))
+            conn.execute(delete(preferences).where(preferences.c.profile == profile))
         self.vacuum()
         return removed
 
