@@ -5,22 +5,35 @@ clients that behave like the page: one 320×240 JPEG (quality 70) in flight, pac
 A "ping" client sends a tiny invalid frame every 50 ms; its error comes back without touching
 the model, so its round trip shows whether inference is blocking the server's event loop.
 
+``--cluster N`` measures the deployment of docs/deploy.md instead: N Gunicorn processes on
+PostgreSQL and Redis behind nginx with HTTPS (``deploy.cluster``), the clients going through
+nginx. Each row then also has p99, errors (answers that never came, error events, refused
+connections) and the CPU-seconds a frame cost each server process; ``--find-max`` adds clients
+until p95 passes ``--p95-ms`` (150) or an error occurs, and reports the most that held.
+
     python -m bench.serving [--seconds 8] [--clients 1 10 20] [--json]
+    python -m bench.serving --cluster 1 2 --find-max [--seconds 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
+import shutil
 import statistics
+import tempfile
 import threading
 import time
+from pathlib import Path
 
+import requests
 import socketio
 
 from emocare.vision.samples import astronaut, place_on_canvas, to_jpeg
 
-from .common import ServerProcess
+from .common import ServerProcess, free_port
 
 #: (label, ``emocare serve`` server, environment); the first is the reference of the ratios
 CONFIGS = [
@@ -47,10 +60,21 @@ class PacedClient(threading.Thread):
         self.payload, self.period, self.seconds, self.event = payload, 1 / fps, seconds, event
         self.rtts: list[float] = []
         self.active_seconds = 0.0
+        self._failed = False
+        #: answers that never came (10 s), and error events where a result was expected
+        self.errors = 0
         self._answer = threading.Event()
-        self.sio = socketio.Client(reconnection=False)
+        # the cluster's certificate is self-signed: this client trusts it, as the bench's own
+        self.sio = socketio.Client(reconnection=False, ssl_verify=False)
         self.sio.on(event, lambda _msg: self._answer.set())
+        if event != "error":
+            self.sio.on("error", self._error)
         self.sio.connect(url, transports=["websocket"], wait_timeout=10)
+
+    def _error(self, _msg) -> None:
+        self.errors += 1
+        self._failed = True
+        self._answer.set()
 
     def run(self) -> None:
         began = time.perf_counter()
@@ -59,9 +83,12 @@ class PacedClient(threading.Thread):
         while time.perf_counter() < end:
             start = time.perf_counter()
             self._answer.clear()
+            self._failed = False
             seq += 1
             self.sio.emit("frame", {"seq": seq, "image": self.payload})
-            if self._answer.wait(10):
+            if not self._answer.wait(10):
+                self.errors += 1
+            elif not self._failed:
                 self.rtts.append((time.perf_counter() - start) * 1000)
             time.sleep(max(0.0, self.period - (time.perf_counter() - start)))
         self.active_seconds = time.perf_counter() - began
@@ -87,13 +114,92 @@ def run_scenario(url: str, frame: bytes, clients: int, seconds: float) -> dict:
     }
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of the processes so far (``/proc/PID/stat``), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_cluster_scenario(cluster, frame: bytes, clients: int, seconds: float) -> dict:
+    """``clients`` page-like clients through nginx, the CPU each server process spent on them."""
+    workers, refused = [], 0
+    for _ in range(clients):
+        try:
+            workers.append(PacedClient(cluster.url, frame, 10, seconds, "result"))
+        except socketio.exceptions.ConnectionError:
+            refused += 1
+    spread = [server_sessions(server) for server in cluster.servers]
+    before = [cpu_seconds(server.pids()) for server in cluster.servers]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    spent = [cpu_seconds(server.pids()) - b for server, b in zip(cluster.servers, before, strict=True)]
+    rtts = [r for w in workers for r in w.rtts]
+    frames = len(rtts)
+    return {
+        "clients": clients,
+        "frames": frames,
+        "fps_total": round(sum(len(w.rtts) / w.active_seconds for w in workers if w.active_seconds), 1),
+        "rtt_p50_ms": round(statistics.median(rtts), 1) if rtts else None,
+        "rtt_p95_ms": round(percentile(rtts, 0.95), 1),
+        "rtt_p99_ms": round(percentile(rtts, 0.99), 1),
+        "errors": refused + sum(w.errors for w in workers),
+        "sessions_per_process": spread,
+        "cpu_ms_per_frame": [round(1000 * c / frames, 2) if frames else None for c in spent],
+        "rss_mb_per_process": [round(server.rss() / 2**20) for server in cluster.servers],
+    }
+
+
+def server_sessions(server) -> int:
+    """Sessions open on one server process, asked directly (not through nginx)."""
+    return requests.get(server.url + "/healthz", timeout=5).json().get("sessions", -1)
+
+
+def bench_cluster(servers: int, clients: list[int], seconds: float, find_max: bool, p95_ms: float) -> dict:
+    """Rows for ``clients`` (or, with ``find_max``, rising by 10 until the bar breaks) on a
+    cluster of ``servers`` processes."""
+    from deploy.cluster import Cluster
+
+    frame = to_jpeg(place_on_canvas(astronaut(), (320, 240)), 70)
+    folder = Path(tempfile.mkdtemp(prefix="emocare-cluster-"))
+    folder.chmod(0o755)  # PostgreSQL runs as its own user when the bench runs as root
+    # every client runs here, on one address: lift the per-address caps for the bench
+    env = {"EMOCARE_MAX_CONNECTIONS_PER_ADDRESS": "200", "EMOCARE_MAX_CONNECTIONS": "200"}
+    nginx = {"connections_per_address": 1000, "request_rate": 1000}
+    rows, best = [], 0
+    with Cluster(folder, servers=servers, https_port=free_port(), env=env, nginx_options=nginx) as cluster:
+        counts = iter(clients) if not find_max else itertools.count(clients[0], 10)
+        for n in counts:
+            row = run_cluster_scenario(cluster, frame, n, seconds)
+            rows.append(row)
+            held = row["errors"] == 0 and row["rtt_p95_ms"] <= p95_ms
+            best = n if held else best
+            if find_max and not held:
+                break
+            time.sleep(2)  # let the last clients' disconnects settle
+    shutil.rmtree(folder, ignore_errors=True)
+    return {"servers": servers, "rows": rows, "most_clients": best if find_max else None, "p95_bar_ms": p95_ms}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 20])
     parser.add_argument("--only", nargs="+", default=None, help="labels of CONFIGS to run (default: all)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--cluster", type=int, nargs="+", default=None, help="server processes behind nginx")
+    parser.add_argument("--find-max", action="store_true", help="add 10 clients at a time until the bar breaks")
+    parser.add_argument("--p95-ms", type=float, default=150.0, help="the round trip bar of --find-max")
     args = parser.parse_args(argv)
+    if args.cluster:
+        return main_cluster(args)
 
     frame = to_jpeg(place_on_canvas(astronaut(), (320, 240)), 70)
     report: dict = {"frame_bytes": len(frame), "seconds": args.seconds, "configs": {}}
@@ -129,6 +235,32 @@ def main(argv: list[str] | None = None) -> dict:
                     f"{row['rtt_p95_ms']:>7} {row['ping_p50_ms']!s:>9} {row['ping_p95_ms']:>7} "
                     f"{row['rtt_p50_vs_default']!s:>6}"
                 )
+    return report
+
+
+def main_cluster(args: argparse.Namespace) -> dict:
+    report = {
+        "seconds": args.seconds,
+        "cpus": os.cpu_count(),
+        "clusters": [bench_cluster(n, args.clients, args.seconds, args.find_max, args.p95_ms) for n in args.cluster],
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return report
+    print(f"{args.seconds:.0f} s per row, 10 fps per client, through nginx (HTTPS); {os.cpu_count()} CPUs")
+    header = f"{'servers':>7} {'clients':>7} {'fps':>6} {'p50':>6} {'p95':>6} {'p99':>6} {'errors':>6}"
+    header += "  sessions  cpu ms/frame  RSS MB"
+    print(header)
+    print("-" * len(header))
+    for cluster in report["clusters"]:
+        for row in cluster["rows"]:
+            print(
+                f"{cluster['servers']:>7} {row['clients']:>7} {row['fps_total']:>6} {row['rtt_p50_ms']!s:>6} "
+                f"{row['rtt_p95_ms']:>6} {row['rtt_p99_ms']:>6} {row['errors']:>6}  {row['sessions_per_process']}"
+                f"  {row['cpu_ms_per_frame']}  {row['rss_mb_per_process']}"
+            )
+        if cluster["most_clients"] is not None:
+            print(f"  most clients with p95 <= {cluster['p95_bar_ms']:.0f} ms and no error: {cluster['most_clients']}")
     return report
 
 

@@ -79,7 +79,16 @@ class Config:
     #: None: ``instance/`` in the repository.
     INSTANCE_PATH = None
     #: The mood history database: any SQLAlchemy URL; None: SQLite in the instance folder.
+    #: Set (PostgreSQL), care preferences are kept there too, for every process to share.
     DATABASE_URL = None
+    #: Several server processes (docs/deploy.md): the Redis they share (``redis://host:6379/0``)
+    #: as Flask-SocketIO's message queue, and to tell one another when a profile is forgotten.
+    #: None: one process, nothing to share.
+    MESSAGE_QUEUE = None
+    #: Proxies in front that set X-Forwarded-For/-Proto/-Host (nginx in docs/deploy.md: 1). The
+    #: client's address then comes from the header, for the per-address limits; 0: none, the
+    #: headers are ignored (a client could forge them).
+    PROXY_HOPS = 0
     #: Days of history kept (a person can choose otherwise on the history page; 0: forever).
     HISTORY_RETENTION_DAYS = 30
     #: Seconds between batched history writes (a kill -9 loses at most this plus one sample).

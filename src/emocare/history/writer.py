@@ -140,6 +140,16 @@ class HistoryWriter:
             self._dropped_sessions |= forget_live()
             return self.run_blocking(self.store.delete_profile, profile)
 
+    def release_profile(self, forget_live: Callable[[], set[str]]) -> None:
+        """Another process is deleting a profile: let go of its live sessions here first.
+
+        ``forget_live()`` moves this process's live pages of the profile to new sessions; from
+        then on, nothing of their old sessions is written, queued or not. Holding the writer,
+        no flush is half-way when this returns, so the other process may delete the rows.
+        """
+        with self._flush_lock:
+            self._dropped_sessions |= forget_live()
+
     def _keep(self, kind: str, data: dict) -> bool:
         owner = data["id"] if kind in ("session", "end") else data.get("session_id")
         return owner not in self._dropped_sessions

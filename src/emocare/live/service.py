@@ -19,6 +19,7 @@ from ..history import HistoryWriter
 from ..vision.registry import VisionRegistry
 from ..vision.smoothing import SmoothingConfig
 from ..vision.tracking import FaceTracker
+from .peers import LocalPeers, RedisPeers
 from .session import LiveSession
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class LiveService:
         clock: Callable[[], float] = time.time,
         max_connections: int = 60,
         max_per_address: int = 10,
+        peers: LocalPeers | RedisPeers | None = None,
     ) -> None:
         self.visions = visions
         self.offload = offload
@@ -86,6 +88,8 @@ class LiveService:
         self.clock = clock
         self.max_connections = max_connections
         self.max_per_address = max_per_address
+        #: the other server processes (a cluster), told when a profile is forgotten
+        self.peers = peers or LocalPeers()
         self._sessions: dict[str, LiveSession] = {}
         #: open transport connections (Engine.IO sockets) and their addresses, sessions or not
         self._transports: dict[str, str | None] = {}
@@ -178,13 +182,22 @@ class LiveService:
         cannot be written first. Returns the history sessions removed.
         """
 
-        def forget_live() -> set[str]:
-            return {old for old in (s.forget(profile) for s in self.sessions()) if old is not None}
-
-        removed = self.history.delete_profile(profile, forget_live)
+        self.peers.release(profile)  # the other processes let go of their pages of it first
+        removed = self.history.delete_profile(profile, self._forget_live(profile))
         if self.care is not None:
             self.care.store.delete(profile)
         return removed
+
+    def release_profile(self, profile: str) -> None:
+        """Another process is deleting ``profile``'s data: its pages here go on with nothing
+        learned, in new history sessions, and nothing more of the old ones is written."""
+        self.history.release_profile(self._forget_live(profile))
+
+    def _forget_live(self, profile: str) -> Callable[[], set[str]]:
+        def forget_live() -> set[str]:
+            return {old for old in (s.forget(profile) for s in self.sessions()) if old is not None}
+
+        return forget_live
 
     def status(self, backend: str | None = None) -> dict:
         """What the page shows about the model: for the default backend, or a session's choice."""

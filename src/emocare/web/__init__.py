@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..care.content import CareContent
 from ..care.engine import CareEngine
@@ -20,7 +21,9 @@ from ..care.preferences import PreferenceStore
 from ..care.speech import SpeechQueue, SpeechService
 from ..extensions import socketio
 from ..history import HistoryStore, HistoryWriter
+from ..history.preferences import DatabasePreferenceStore
 from ..live import LiveService, ServerInfo
+from ..live.peers import make_peers
 from ..vision import BACKENDS, FrameLimits, VisionService, build_analyzer
 from ..vision.emocare_backend import care_thresholds
 from ..vision.registry import VisionRegistry
@@ -75,15 +78,21 @@ def _build_vision(app: Flask, backend: str):
     return VisionService(functools.partial(build_analyzer, backend, **options), limits)
 
 
-def _build_care(app: Flask) -> CareEngine:
+def _build_care(app: Flask, history: HistoryStore) -> CareEngine:
+    """Care preferences go where the history goes once a database is configured: several
+    processes share it, not one another's instance folders."""
     instance = Path(app.instance_path)
+    if app.config["DATABASE_URL"]:
+        preferences = DatabasePreferenceStore(history.engine)
+    else:
+        preferences = PreferenceStore(instance / "profiles")
     chosen = app.config["SPEECH_ENGINES"]
     engines = None if chosen is None else tuple(e.strip() for e in str(chosen).split(",") if e.strip())
     return CareEngine(
         CareContent(),
         MusicCatalogue(Path(app.static_folder), instance / "music"),
         SpeechService(instance / "tts_cache", engines=engines, rate=app.config["SPEECH_RATE"]),
-        PreferenceStore(instance / "profiles"),
+        preferences,
         PolicyConfig(
             sustain_s=app.config["CARE_SUSTAIN_S"],
             threshold=app.config["CARE_THRESHOLD"],
@@ -126,16 +135,18 @@ def init_web(app: Flask) -> None:
 
     socketio.init_app(
         app,
+        message_queue=app.config["MESSAGE_QUEUE"],
         async_mode=app.config["ASYNC_MODE"],
         max_http_buffer_size=app.config["SOCKETIO_MAX_BUFFER"],
         async_handlers=app.config["ASYNC_HANDLERS"],
     )
     async_mode = socketio.async_mode
-    care = _build_care(app)
     history = _build_history(app, async_mode)
+    care = _build_care(app, history.store)
     visions = VisionRegistry(functools.partial(_build_vision, app), app.config["ANALYZER"])
     offload = Offloader(async_mode, app.config["INFERENCE_WORKERS"], app.config["OFFLOAD"])
     speech = SpeechQueue(care.speech)
+    peers = make_peers(app.config["MESSAGE_QUEUE"])
     live = LiveService(
         visions,
         offload,
@@ -149,20 +160,27 @@ def init_web(app: Flask) -> None:
         languages=tuple(app.config["LANGUAGES"]),
         default_locale=app.config["DEFAULT_LANGUAGE"],
         audio_url=lambda name: f"{care_bp.url_prefix}/audio/{name}",
-        deliver=lambda sid, event, payload: socketio.emit(event, payload, to=sid),
+        # a session's connection is on this process: its answers need not go round the queue
+        deliver=lambda sid, event, payload: socketio.emit(event, payload, to=sid, ignore_queue=True),
         clock=app.config.get("CLOCK") or time.time,
         max_connections=app.config["MAX_CONNECTIONS"],
         max_per_address=app.config["MAX_CONNECTIONS_PER_ADDRESS"],
+        peers=peers,
     )
     app.extensions["emocare"] = Services(visions, offload, live, care, history)
     events.guard_transport(app)
     socketio.start_background_task(history.run)
+    socketio.start_background_task(peers.listen, live.release_profile)
     atexit.register(history.close)  # a clean stop (Ctrl+C, SIGTERM via run.py) writes the rest
     atexit.register(speech.close)
+    atexit.register(peers.close)
     i18n.init_app(app)
     headers.init_app(app)
     profile.init_app(app)
     hosts.init_app(app)  # outside Socket.IO's middleware too
+    hops = int(app.config["PROXY_HOPS"])
+    if hops:  # outermost: every layer inside, Socket.IO's too, sees the client's own address
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.register_blueprint(main_bp)
     app.register_blueprint(care_bp)
     app.register_blueprint(history_bp)
@@ -182,9 +200,9 @@ def warm_up(app: Flask) -> None:
     except Exception:  # the page must learn the model is unusable instead of waiting forever
         log.exception("warming up the vision backend failed")
         failed = {"state": "error", "code": "model_failed", "message": "The emotion model failed to load."}
-        socketio.emit("status", failed)
+        socketio.emit("status", failed, ignore_queue=True)  # this process's model, its own pages
         return
-    socketio.emit("status", status_payload(app))
+    socketio.emit("status", status_payload(app), ignore_queue=True)
 
 
 def status_payload(app: Flask, backend: str | None = None) -> dict:

@@ -13,7 +13,7 @@ import socket
 
 from flask import current_app, request
 from flask_socketio import ConnectionRefusedError as RefuseConnection
-from flask_socketio import emit
+from flask_socketio import emit as _emit
 
 from ..extensions import socketio
 from ..live import Refused
@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 
 #: ``seq`` is echoed back in answers; JavaScript counts exactly up to 2**53 - 1.
 MAX_SEQ = 2**53 - 1
+
+
+def emit(event: str, payload) -> None:
+    """Answer the connection being handled: it is on this process, so with a message queue
+    (several processes, docs/deploy.md) the answer still goes straight to it, not via Redis."""
+    _emit(event, payload, ignore_queue=True)
 
 
 def _emit_all(events) -> None:
@@ -162,7 +168,7 @@ def guard_transport(app) -> None:
             session = live.get(sid) if sid is not None else None
             if session is not None:
                 events = session.unreadable(str(exc), live.clock())
-                _send(events, sid, lambda name, payload: server.emit(name, payload, to=sid))
+                _send(events, sid, lambda name, payload: server.emit(name, payload, to=sid, ignore_queue=True))
             raise
 
     def disconnect(eio_sid, *reason):

@@ -25,5 +25,7 @@ def help_page():
 @bp.get("/healthz")
 def healthz():
     """For scripts, monitors and tests: is the server up, is the model warm, is the history
-    being written (``history.ok``; when not, since when and why)? Answers 200 while it serves."""
-    return jsonify({**status_payload(current_app), "history": services(current_app).history.health()})
+    being written (``history.ok``; when not, since when and why), how many live sessions does
+    this process hold (how a cluster is balanced)? Answers 200 while it serves."""
+    svc = services(current_app)
+    return jsonify({**status_payload(current_app), "history": svc.history.health(), "sessions": len(svc.live)})
