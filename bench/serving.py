@@ -6,10 +6,12 @@ A "ping" client sends a tiny invalid frame every 50 ms; its error comes back wit
 the model, so its round trip shows whether inference is blocking the server's event loop.
 
 ``--cluster N`` measures the deployment of docs/deploy.md instead: N Gunicorn processes on
-PostgreSQL and Redis behind nginx with HTTPS (``deploy.cluster``), the clients going through
-nginx. Each row then also has p99, errors (answers that never came, error events, refused
-connections) and the CPU-seconds a frame cost each server process; ``--find-max`` adds clients
-until p95 passes ``--p95-ms`` (150) or an error occurs, and reports the most that held.
+PostgreSQL and Redis behind nginx (``deploy.cluster``), the clients going through nginx on its
+loopback port without TLS (Python's TLS WebSocket client stalled now and then; browsers use
+HTTPS). Each row then also has p99, errors (answers that never came, error events, refused
+connections) and the CPU-seconds a frame cost each server process; ``--find-max`` adds clients,
+``--step`` (2) at a time, until p95 passes ``--p95-ms`` (150) or an error occurs, and reports
+the most that held.
 
     python -m bench.serving [--seconds 8] [--clients 1 10 20] [--json]
     python -m bench.serving --cluster 1 2 --find-max [--seconds 10]
@@ -20,12 +22,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import os
 import shutil
 import statistics
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import requests
@@ -34,6 +38,8 @@ import socketio
 from emocare.vision.samples import astronaut, place_on_canvas, to_jpeg
 
 from .common import ServerProcess, free_port
+
+log = logging.getLogger(__name__)
 
 #: (label, ``emocare serve`` server, environment); the first is the reference of the ratios
 CONFIGS = [
@@ -63,6 +69,8 @@ class PacedClient(threading.Thread):
         self._failed = False
         #: answers that never came (10 s), and error events where a result was expected
         self.errors = 0
+        #: what went wrong, by error code ("timeout": no answer in 10 s)
+        self.error_codes: dict[str, int] = {}
         self._answer = threading.Event()
         # the cluster's certificate is self-signed: this client trusts it, as the bench's own
         self.sio = socketio.Client(reconnection=False, ssl_verify=False)
@@ -71,8 +79,10 @@ class PacedClient(threading.Thread):
             self.sio.on("error", self._error)
         self.sio.connect(url, transports=["websocket"], wait_timeout=10)
 
-    def _error(self, _msg) -> None:
+    def _error(self, msg) -> None:
         self.errors += 1
+        code = msg.get("code", "?") if isinstance(msg, dict) else "?"
+        self.error_codes[code] = self.error_codes.get(code, 0) + 1
         self._failed = True
         self._answer.set()
 
@@ -88,6 +98,7 @@ class PacedClient(threading.Thread):
             self.sio.emit("frame", {"seq": seq, "image": self.payload})
             if not self._answer.wait(10):
                 self.errors += 1
+                self.error_codes["timeout"] = self.error_codes.get("timeout", 0) + 1
             elif not self._failed:
                 self.rtts.append((time.perf_counter() - start) * 1000)
             time.sleep(max(0.0, self.period - (time.perf_counter() - start)))
@@ -128,12 +139,16 @@ def cpu_seconds(pids: list[int]) -> float:
 
 def run_cluster_scenario(cluster, frame: bytes, clients: int, seconds: float) -> dict:
     """``clients`` page-like clients through nginx, the CPU each server process spent on them."""
-    workers, refused = [], 0
+    workers, refused, retried = [], 0, 0
     for _ in range(clients):
-        try:
-            workers.append(PacedClient(cluster.url, frame, 10, seconds, "result"))
-        except socketio.exceptions.ConnectionError:
-            refused += 1
+        for attempt in range(2):  # the page reconnects by itself: one retry, counted apart
+            try:
+                workers.append(PacedClient(cluster.local_url, frame, 10, seconds, "result"))
+                break
+            except socketio.exceptions.ConnectionError as exc:
+                log.warning("a client could not connect: %s", exc)
+                retried += attempt == 0
+                refused += attempt == 1
     spread = [server_sessions(server) for server in cluster.servers]
     before = [cpu_seconds(server.pids()) for server in cluster.servers]
     for worker in workers:
@@ -151,8 +166,12 @@ def run_cluster_scenario(cluster, frame: bytes, clients: int, seconds: float) ->
         "rtt_p95_ms": round(percentile(rtts, 0.95), 1),
         "rtt_p99_ms": round(percentile(rtts, 0.99), 1),
         "errors": refused + sum(w.errors for w in workers),
+        "connects_retried": retried,
+        "error_codes": dict(Counter(code for w in workers for code, n in w.error_codes.items() for _ in range(n))),
         "sessions_per_process": spread,
-        "cpu_ms_per_frame": [round(1000 * c / frames, 2) if frames else None for c in spent],
+        # all server processes' CPU over all frames served, and each process's share of it
+        "cpu_ms_per_frame": round(1000 * sum(spent) / frames, 2) if frames else None,
+        "cpu_s_per_process": [round(c, 2) for c in spent],
         "rss_mb_per_process": [round(server.rss() / 2**20) for server in cluster.servers],
     }
 
@@ -162,9 +181,11 @@ def server_sessions(server) -> int:
     return requests.get(server.url + "/healthz", timeout=5).json().get("sessions", -1)
 
 
-def bench_cluster(servers: int, clients: list[int], seconds: float, find_max: bool, p95_ms: float) -> dict:
-    """Rows for ``clients`` (or, with ``find_max``, rising by 10 until the bar breaks) on a
-    cluster of ``servers`` processes."""
+def bench_cluster(
+    servers: int, clients: list[int], seconds: float, find_max: bool, p95_ms: float, step: int = 2
+) -> dict:
+    """Rows for ``clients`` (or, with ``find_max``, from the first of them up by ``step``
+    until the bar breaks) on a cluster of ``servers`` processes."""
     from deploy.cluster import Cluster
 
     frame = to_jpeg(place_on_canvas(astronaut(), (320, 240)), 70)
@@ -175,7 +196,7 @@ def bench_cluster(servers: int, clients: list[int], seconds: float, find_max: bo
     nginx = {"connections_per_address": 1000, "request_rate": 1000}
     rows, best = [], 0
     with Cluster(folder, servers=servers, https_port=free_port(), env=env, nginx_options=nginx) as cluster:
-        counts = iter(clients) if not find_max else itertools.count(clients[0], 10)
+        counts = iter(clients) if not find_max else itertools.count(clients[0], step)
         for n in counts:
             row = run_cluster_scenario(cluster, frame, n, seconds)
             rows.append(row)
@@ -195,7 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--only", nargs="+", default=None, help="labels of CONFIGS to run (default: all)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--cluster", type=int, nargs="+", default=None, help="server processes behind nginx")
-    parser.add_argument("--find-max", action="store_true", help="add 10 clients at a time until the bar breaks")
+    parser.add_argument("--find-max", action="store_true", help="add --step clients at a time until the bar breaks")
+    parser.add_argument("--step", type=int, default=2, help="clients added at each row of --find-max")
     parser.add_argument("--p95-ms", type=float, default=150.0, help="the round trip bar of --find-max")
     args = parser.parse_args(argv)
     if args.cluster:
@@ -242,14 +264,16 @@ def main_cluster(args: argparse.Namespace) -> dict:
     report = {
         "seconds": args.seconds,
         "cpus": os.cpu_count(),
-        "clusters": [bench_cluster(n, args.clients, args.seconds, args.find_max, args.p95_ms) for n in args.cluster],
+        "clusters": [
+            bench_cluster(n, args.clients, args.seconds, args.find_max, args.p95_ms, args.step) for n in args.cluster
+        ],
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return report
-    print(f"{args.seconds:.0f} s per row, 10 fps per client, through nginx (HTTPS); {os.cpu_count()} CPUs")
+    print(f"{args.seconds:.0f} s per row, 10 fps per client, through nginx; {os.cpu_count()} CPUs")
     header = f"{'servers':>7} {'clients':>7} {'fps':>6} {'p50':>6} {'p95':>6} {'p99':>6} {'errors':>6}"
-    header += "  sessions  cpu ms/frame  RSS MB"
+    header += "  sessions  cpu ms/frame (cpu s each)  RSS MB"
     print(header)
     print("-" * len(header))
     for cluster in report["clusters"]:
@@ -257,7 +281,8 @@ def main_cluster(args: argparse.Namespace) -> dict:
             print(
                 f"{cluster['servers']:>7} {row['clients']:>7} {row['fps_total']:>6} {row['rtt_p50_ms']!s:>6} "
                 f"{row['rtt_p95_ms']:>6} {row['rtt_p99_ms']:>6} {row['errors']:>6}  {row['sessions_per_process']}"
-                f"  {row['cpu_ms_per_frame']}  {row['rss_mb_per_process']}"
+                f"  {row['cpu_ms_per_frame']} {row['cpu_s_per_process']}  {row['rss_mb_per_process']}"
+                f"  {row['error_codes'] or ''} {f'retried {n}' if (n := row['connects_retried']) else ''}"
             )
         if cluster["most_clients"] is not None:
             print(f"  most clients with p95 <= {cluster['p95_bar_ms']:.0f} ms and no error: {cluster['most_clients']}")

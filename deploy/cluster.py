@@ -95,6 +95,11 @@ class Cluster:
         return server
 
     @property
+    def local_url(self) -> str:
+        """nginx without TLS, on the loopback only: for the bench's and tests' Python clients."""
+        return f"http://127.0.0.1:{self.nginx.local_port}"
+
+    @property
     def certificate(self) -> Path:
         """nginx's self-signed certificate: what a client of this cluster trusts."""
         return self.folder / "nginx" / "tls" / "cert.pem"

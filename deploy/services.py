@@ -194,6 +194,8 @@ class Nginx:
         self.upstreams = upstreams
         self.https_port = https_port
         self.http_port = http_port or free_port()
+        #: plain HTTP on 127.0.0.1, proxied like HTTPS: for local clients that are not browsers
+        self.local_port = free_port()
         self.host = host
         self.limits = {"CONNECTIONS_PER_ADDRESS": connections_per_address, "REQUEST_RATE": request_rate}
         self.process: subprocess.Popen | None = None
@@ -208,6 +210,7 @@ class Nginx:
             "HOST": self.host,
             "HTTP_PORT": self.http_port,
             "HTTPS_PORT": self.https_port,
+            "LOCAL_PORT": self.local_port,
             "CERT": str(cert),
             "KEY": str(key),
             "REQUEST_BURST": 4 * int(self.limits["REQUEST_RATE"]),
