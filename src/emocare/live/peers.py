@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 
@@ -53,13 +54,17 @@ class RedisPeers:
         #: this process, so that it skips its own requests
         self.id = uuid.uuid4().hex
         self._pubsub = None
+        self._closed = False
+        self._stop = threading.Event()
+        #: 1 while subscribed: this process then hears its own requests, and does not count them
+        self._listening = 0
 
     def release(self, profile: str) -> int:
         """Ask every other process to let go of ``profile``'s live sessions; returns how many
         answered in time (a peer that did not is logged: it may write a late second back)."""
         answers = f"{CHANNEL}:answers:{uuid.uuid4().hex}"
         listeners = self._redis.publish(CHANNEL, json.dumps({"profile": profile, "answers": answers, "from": self.id}))
-        expected = max(0, listeners - 1)  # every process listens, this one too
+        expected = max(0, listeners - self._listening)  # this process hears its own request too
         answered = 0
         while answered < expected and self._redis.blpop([answers], timeout=self.timeout_s) is not None:
             answered += 1
@@ -68,21 +73,39 @@ class RedisPeers:
         return answered
 
     def listen(self, on_release: Callable[[str], None]) -> None:
-        """Serve the others' requests until :meth:`close`: run this on a background task."""
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(CHANNEL)
-        for message in self._pubsub.listen():
+        """Serve the others' requests until :meth:`close`: run this on a background task.
+        A lost Redis (restarted, unreachable) is subscribed to again, every few seconds."""
+        import redis
+
+        while not self._closed:
             try:
-                request = json.loads(message["data"])
-                if request.get("from") == self.id:
-                    continue
-                on_release(str(request["profile"]))
-                with self._redis.pipeline() as pipe:
-                    pipe.rpush(request["answers"], self.id).expire(request["answers"], 60).execute()
-            except Exception:  # one bad request must not stop the listener
-                log.exception("a request from another server process failed")
+                self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                self._pubsub.subscribe(CHANNEL)
+                self._listening = 1
+                for message in self._pubsub.listen():
+                    self._answer(message, on_release)
+            except (redis.RedisError, OSError, ValueError, AttributeError) as exc:
+                # what redis-py raises when the server goes, or when close() pulls the socket
+                self._listening = 0
+                if self._closed:
+                    return
+                log.warning("lost Redis for forget requests (%s); subscribing again in 2 s", exc)
+                self._stop.wait(2.0)
+
+    def _answer(self, message: dict, on_release: Callable[[str], None]) -> None:
+        try:
+            request = json.loads(message["data"])
+            if request.get("from") == self.id:
+                return
+            on_release(str(request["profile"]))
+            with self._redis.pipeline() as pipe:
+                pipe.rpush(request["answers"], self.id).expire(request["answers"], 60).execute()
+        except Exception:  # one bad request must not stop the listener
+            log.exception("a request from another server process failed")
 
     def close(self) -> None:
+        self._closed = True
+        self._stop.set()
         if self._pubsub is not None:
             self._pubsub.close()
         self._redis.close()

@@ -179,7 +179,9 @@ class LiveService:
 
         Its live pages go on in new history sessions with nothing learned; what they still send
         for the old sessions is dropped. Raises (changing nothing) if the queued history
-        cannot be written first. Returns the history sessions removed.
+        cannot be written first. Returns the history sessions removed. With other server
+        processes (a cluster) they are asked first to let go of the profile's pages there
+        (``peers``): those pages start new history sessions even if the delete then fails.
         """
 
         self.peers.release(profile)  # the other processes let go of their pages of it first
