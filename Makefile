@@ -39,8 +39,9 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.app $(VENV)/.dev
 	$(PY) -m bench.serving $(ARGS)
 
-# Trains EmoCare's expression model again (about 95 minutes on 2 cores; resumes where it stopped)
-# and exports it into instance/training/; see docs/model-card.md.
+# Trains EmoCare's expression model again and exports it into instance/training/: about 95
+# minutes on 2 cores with BF16 instructions, many hours without (docs/model-card.md); resumes
+# where it stopped.
 train: $(VENV)/.app $(VENV)/.train
 	TF_ENABLE_ONEDNN_OPTS=0 $(VENV)/bin/emocare train --data $(DATA) $(ARGS)
 
