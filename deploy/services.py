@@ -278,7 +278,12 @@ class ServerProcess:
     """
 
     def __init__(
-        self, server: str = "gunicorn", env: dict | None = None, log_dir: Path | None = None, port: int | None = None
+        self,
+        server: str = "gunicorn",
+        env: dict | None = None,
+        log_dir: Path | None = None,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.server = server
         self.env = dict(env or {})
@@ -290,7 +295,7 @@ class ServerProcess:
         self._log = self.log_path.open("wb")
         choice = ["--dev"] if server == "dev" else ["--server", server]
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "run.py"), "--port", str(self.port), *choice],
+            [sys.executable, str(ROOT / "run.py"), "--port", str(self.port), *choice, *args],
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,

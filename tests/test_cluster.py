@@ -20,13 +20,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 import requests
 import socketio
 
 from deploy.cluster import Cluster
-from deploy.services import free_port
+from deploy.services import ServerProcess, free_port
 
-from .conftest import ARTIFACTS, chromium, form_token, start_camera, stream
+from .conftest import ARTIFACTS, chromium, form_token, fresh_database, start_camera, stream
 
 pytestmark = pytest.mark.server
 
@@ -224,3 +225,24 @@ def test_the_real_page_works_through_nginx(cluster, fake_camera, tmp_path):
         assert page.locator("#status").get_attribute("data-state") == "live"
         page.screenshot(path=str(ARTIFACTS / "cluster-live.png"))
         assert errors == []
+
+
+def test_serve_takes_the_cluster_settings_on_its_command_line(postgres, redis_server, astronaut_jpeg):
+    """``emocare serve --database-url … --message-queue … --workers 1``: the history goes to
+    PostgreSQL and the process joins the others on Redis."""
+    url = fresh_database(postgres)
+    args = ("--database-url", url, "--message-queue", redis_server.url, "--workers", "1")
+    server = ServerProcess("gunicorn", {}, log_dir=ARTIFACTS, args=args)
+    try:
+        results, _ = stream(server.url, "by-flags", 2.5, astronaut_jpeg)
+        assert results >= 10
+        [(_, listeners)] = redis.Redis.from_url(redis_server.url).pubsub_numsub("emocare:peers")
+        assert listeners == 1  # it listens for the others' forget requests
+        server.stop()  # writes the last batch
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn) as conn:
+            [(sessions,)] = conn.execute("SELECT count(*) FROM sessions WHERE profile = 'by-flags'").fetchall()
+        assert sessions == 1
+        assert "(threading mode, 1 workers)" in server.log_tail(20_000)
+    finally:
+        server.stop()

@@ -136,7 +136,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     server = "dev" if args.dev else args.server
-    serve(args.host, args.port, server, args.config, args.threads)
+    # given on the command line, these win over the environment and instance/config.py
+    chosen = {
+        "MESSAGE_QUEUE": args.message_queue,
+        "DATABASE_URL": args.database_url,
+        "INFERENCE_WORKERS": args.workers,
+        "PROXY_HOPS": args.proxy_hops,
+    }
+    overrides = {name: value for name, value in chosen.items() if value is not None}
+    serve(args.host, args.port, server, args.config, args.threads, overrides=overrides)
     return 0
 
 
@@ -196,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", action="store_true", help="Werkzeug's development server instead (not for production)")
     p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="Gunicorn: most open connections")
     p.add_argument("--config", choices=sorted(configs), default="default", help="settings class (emocare/config.py)")
+    p.add_argument("--message-queue", metavar="URL", help="redis://…: the Redis several server processes share")
+    p.add_argument("--database-url", metavar="URL", help="the history database (postgresql+psycopg://…)")
+    p.add_argument("--workers", type=int, help="inference worker threads, each with its own model (default 2)")
+    p.add_argument("--proxy-hops", type=int, help="proxies in front that set X-Forwarded-For (nginx: 1)")
     p.set_defaults(func=cmd_serve)
 
     def common(p):
