@@ -367,6 +367,8 @@
     state.rtts.push({ at: performance.now(), rtt: rtt });
     if (state.rtts.length > 30) state.rtts.shift();
     if (!state.running) return;
+    // the answer to the frame in flight when the tab was hidden: the page stays paused
+    if (state.paused) return;
     const faces = msg.faces || [];
     drawFaces(faces, msg.frame);
     // the server marks the primary face (largest, most central) and smooths each face's scores

@@ -32,6 +32,9 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger(__name__)
+#: Tries per rendering: pyttsx3's espeak driver now and then writes nothing (measured: a
+#: worker that exited 1 on a loaded machine, then spoke at the next call), so it gets a second.
+ATTEMPTS = {"pyttsx3": 2}
 
 ESPEAK_VOICES = {"zh-CN": "cmn", "en": "en-us"}
 
@@ -171,7 +174,8 @@ class SpeechService:
     def _synthesise(self, text: str, locale: str) -> Speech | None:
         path = self.cache_dir / f"{self._key(text, locale)}.wav"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        for engine in self.engines:
+        tries = [engine for engine in self.engines for _ in range(ATTEMPTS.get(engine, 1))]
+        for engine in tries:
             fd, tmp_name = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp.wav")
             os.close(fd)
             tmp = Path(tmp_name)
