@@ -32,7 +32,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import requests
 import socketio
 
 from emocare.vision.samples import astronaut, place_on_canvas, to_jpeg
@@ -51,6 +50,11 @@ CONFIGS = [
 ]
 
 
+def page_frame() -> bytes:
+    """What the page sends: the portrait in a 320×240 JPEG of quality 70."""
+    return to_jpeg(place_on_canvas(astronaut(), (320, 240)), 70)
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -67,10 +71,8 @@ class PacedClient(threading.Thread):
         self.rtts: list[float] = []
         self.active_seconds = 0.0
         self._failed = False
-        #: answers that never came (10 s), and error events where a result was expected
-        self.errors = 0
-        #: what went wrong, by error code ("timeout": no answer in 10 s)
-        self.error_codes: dict[str, int] = {}
+        #: what went wrong where a result was expected, by error code ("timeout": no answer in 10 s)
+        self.error_codes: Counter[str] = Counter()
         self._answer = threading.Event()
         # the cluster's certificate is self-signed: this client trusts it, as the bench's own
         self.sio = socketio.Client(reconnection=False, ssl_verify=False)
@@ -79,10 +81,12 @@ class PacedClient(threading.Thread):
             self.sio.on("error", self._error)
         self.sio.connect(url, transports=["websocket"], wait_timeout=10)
 
+    @property
+    def errors(self) -> int:
+        return self.error_codes.total()
+
     def _error(self, msg) -> None:
-        self.errors += 1
-        code = msg.get("code", "?") if isinstance(msg, dict) else "?"
-        self.error_codes[code] = self.error_codes.get(code, 0) + 1
+        self.error_codes[msg.get("code", "?") if isinstance(msg, dict) else "?"] += 1
         self._failed = True
         self._answer.set()
 
@@ -97,8 +101,7 @@ class PacedClient(threading.Thread):
             seq += 1
             self.sio.emit("frame", {"seq": seq, "image": self.payload})
             if not self._answer.wait(10):
-                self.errors += 1
-                self.error_codes["timeout"] = self.error_codes.get("timeout", 0) + 1
+                self.error_codes["timeout"] += 1
             elif not self._failed:
                 self.rtts.append((time.perf_counter() - start) * 1000)
             time.sleep(max(0.0, self.period - (time.perf_counter() - start)))
@@ -125,18 +128,6 @@ def run_scenario(url: str, frame: bytes, clients: int, seconds: float) -> dict:
     }
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time of the processes so far (``/proc/PID/stat``), in seconds."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def run_cluster_scenario(cluster, frame: bytes, clients: int, seconds: float) -> dict:
     """``clients`` page-like clients through nginx, the CPU each server process spent on them."""
     workers, refused, retried = [], 0, 0
@@ -149,13 +140,13 @@ def run_cluster_scenario(cluster, frame: bytes, clients: int, seconds: float) ->
                 log.warning("a client could not connect: %s", exc)
                 retried += attempt == 0
                 refused += attempt == 1
-    spread = [server_sessions(server) for server in cluster.servers]
-    before = [cpu_seconds(server.pids()) for server in cluster.servers]
+    spread = [server.health()["sessions"] for server in cluster.servers]
+    before = [server.cpu_seconds() for server in cluster.servers]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    spent = [cpu_seconds(server.pids()) - b for server, b in zip(cluster.servers, before, strict=True)]
+    spent = [server.cpu_seconds() - b for server, b in zip(cluster.servers, before, strict=True)]
     rtts = [r for w in workers for r in w.rtts]
     frames = len(rtts)
     return {
@@ -167,7 +158,7 @@ def run_cluster_scenario(cluster, frame: bytes, clients: int, seconds: float) ->
         "rtt_p99_ms": round(percentile(rtts, 0.99), 1),
         "errors": refused + sum(w.errors for w in workers),
         "connects_retried": retried,
-        "error_codes": dict(Counter(code for w in workers for code, n in w.error_codes.items() for _ in range(n))),
+        "error_codes": dict(sum((w.error_codes for w in workers), Counter())),
         "sessions_per_process": spread,
         # all server processes' CPU over all frames served, and each process's share of it
         "cpu_ms_per_frame": round(1000 * sum(spent) / frames, 2) if frames else None,
@@ -182,11 +173,6 @@ def run_cluster_scenario(cluster, frame: bytes, clients: int, seconds: float) ->
     }
 
 
-def server_sessions(server) -> int:
-    """Sessions open on one server process, asked directly (not through nginx)."""
-    return requests.get(server.url + "/healthz", timeout=5).json().get("sessions", -1)
-
-
 def bench_cluster(
     servers: int, clients: list[int], seconds: float, find_max: bool, p95_ms: float, step: int = 2
 ) -> dict:
@@ -194,7 +180,7 @@ def bench_cluster(
     until the bar breaks) on a cluster of ``servers`` processes."""
     from deploy.cluster import Cluster
 
-    frame = to_jpeg(place_on_canvas(astronaut(), (320, 240)), 70)
+    frame = page_frame()
     folder = Path(tempfile.mkdtemp(prefix="emocare-cluster-"))
     folder.chmod(0o755)  # PostgreSQL runs as its own user when the bench runs as root
     # every client runs here, on one address: lift the per-address caps for the bench
@@ -229,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.cluster:
         return main_cluster(args)
 
-    frame = to_jpeg(place_on_canvas(astronaut(), (320, 240)), 70)
+    frame = page_frame()
     report: dict = {"frame_bytes": len(frame), "seconds": args.seconds, "configs": {}}
     for label, mode, env in CONFIGS:
         if args.only and label not in args.only:

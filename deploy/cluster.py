@@ -47,6 +47,8 @@ class Cluster:
         self.postgres = Postgres(self.folder / "postgres")
         self.redis = Redis(self.folder / "redis")
         self.servers: list[ServerProcess] = []
+        #: what every server process is started with (made by :meth:`start`)
+        self.server_env: dict[str, str] = {}
         self.nginx: Nginx | None = None
         self.https_port = https_port
         self.host = host
@@ -61,7 +63,7 @@ class Cluster:
         try:
             database = self.postgres.start()
             queue = self.redis.start()
-            env = {
+            self.server_env = {
                 "EMOCARE_DATABASE_URL": database,
                 "EMOCARE_MESSAGE_QUEUE": queue,
                 # nginx is the one hop in front: the client's address is its X-Forwarded-For
@@ -74,7 +76,7 @@ class Cluster:
                 **self.env,
             }
             for _ in range(self.count):
-                self.add_server(env)
+                self.add_server()
             self.nginx = Nginx(
                 self.folder / "nginx",
                 [s.port for s in self.servers],
@@ -88,9 +90,10 @@ class Cluster:
             raise
         return self
 
-    def add_server(self, env: dict, port: int | None = None) -> ServerProcess:
-        """One more server process (``port``: where nginx expects one, after a failure)."""
-        server = ServerProcess("gunicorn", env, log_dir=self.folder / "logs", port=port)
+    def add_server(self, port: int | None = None) -> ServerProcess:
+        """One more server process, set up as the others (``port``: where nginx expects one,
+        after a failure)."""
+        server = ServerProcess("gunicorn", self.server_env, log_dir=self.folder / "logs", port=port)
         self.servers.append(server)
         return server
 

@@ -47,6 +47,18 @@ def wait_for_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> 
     raise ServiceError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
 
 
+def end_process(process: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    """Ask a child process to stop with ``sig``; kill it if it has not after ``timeout`` s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _program(name: str, package: str, candidates: list[str] = ()) -> str:
     found = shutil.which(name) or next((c for c in candidates if os.access(c, os.X_OK)), None)
     if found is None:
@@ -62,6 +74,7 @@ class Postgres:
     def __init__(self, folder: Path, port: int | None = None) -> None:
         self.folder = Path(folder)
         self.data = self.folder / "data"
+        self.log = self.folder / "log"
         self.port = port or free_port()
         versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
         self.bin = Path(versions[-1]) if versions else None
@@ -86,10 +99,9 @@ class Postgres:
             if made.returncode:
                 raise ServiceError(f"initdb failed: {made.stderr.strip()}")
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=on"
-        log_file = str(self.folder / "log")
-        started = self._run("pg_ctl", "start", "-w", "-D", str(self.data), "-l", log_file, "-o", options)
+        started = self._run("pg_ctl", "start", "-w", "-D", str(self.data), "-l", str(self.log), "-o", options)
         if started.returncode:
-            raise ServiceError(f"PostgreSQL did not start: {started.stderr.strip()} (see {self.folder / 'log'})")
+            raise ServiceError(f"PostgreSQL did not start: {started.stderr.strip()} (see {self.log})")
         self.create_database("emocare")
         return self.url()
 
@@ -103,7 +115,7 @@ class Postgres:
 
     def restart(self) -> None:
         # -l again: without it the new server would write to pg_ctl's output, our pipe, for ever
-        done = self._run("pg_ctl", "restart", "-w", "-m", "fast", "-D", str(self.data), "-l", str(self.folder / "log"))
+        done = self._run("pg_ctl", "restart", "-w", "-m", "fast", "-D", str(self.data), "-l", str(self.log))
         if done.returncode:
             raise ServiceError(f"PostgreSQL did not restart: {done.stderr.strip()}")
 
@@ -134,9 +146,7 @@ class Redis:
         return self.url
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        end_process(self.process)
 
 
 def self_signed_certificate(folder: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1")) -> tuple[Path, Path]:
@@ -246,13 +256,7 @@ class Nginx:
         wait_for_port(self.https_port, host=self.host)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # graceful: open connections are let finish
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process, signal.SIGQUIT)  # graceful: open connections are let finish
 
 
 def free_port() -> int:
@@ -303,7 +307,7 @@ class ServerProcess:
                 **os.environ,
                 "PYTHONUNBUFFERED": "1",
                 "EMOCARE_INSTANCE_PATH": str(log_dir / f"instance-{self.port}"),
-                **(env or {}),
+                **self.env,
             },
         )
         try:
@@ -315,13 +319,17 @@ class ServerProcess:
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
 
+    def health(self, timeout: float = 5.0) -> dict:
+        """This process's ``/healthz``, asked directly (in a cluster: not through nginx)."""
+        return requests.get(self.url + "/healthz", timeout=timeout).json()
+
     def wait_ready(self, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                status = requests.get(self.url + "/healthz", timeout=2).json()
+                status = self.health(timeout=2)
                 if status["state"] == "ready":
                     return status
             except requests.RequestException:
@@ -352,6 +360,17 @@ class ServerProcess:
         """Threads of all the server's processes."""
         return sum(proc_status(pid, "Threads") for pid in self.pids())
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of all the server's processes so far (``/proc/PID/stat``)."""
+        ticks = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def kill_9(self) -> None:
         """SIGKILL the server and its Gunicorn worker (the process that holds the sessions) at
         once: a master killed alone leaves its worker to notice and stop cleanly."""
@@ -362,11 +381,5 @@ class ServerProcess:
         self._log.close()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc)
         self._log.close()

@@ -53,10 +53,6 @@ def sql(cluster: Cluster, query: str, *args) -> list[tuple]:
         return conn.execute(query, args).fetchall()
 
 
-def sessions_on(server) -> int:
-    return requests.get(server.url + "/healthz", timeout=5).json()["sessions"]
-
-
 class Page(threading.Thread):
     """A live page that streams at 10 fps and, like the real page, reconnects when its server
     goes away; it records its results, the errors it saw and when it was cut off and back."""
@@ -123,7 +119,7 @@ def test_websocket_pages_spread_over_both_processes(cluster, astronaut_jpeg):
     try:
         for client in clients:
             client.connect(cluster.url, transports=["websocket"], wait_timeout=10)  # HTTPS: no frames sent
-        counts = [sessions_on(server) for server in cluster.servers]
+        counts = [server.health()["sessions"] for server in cluster.servers]
         assert sum(counts) == 6 and min(counts) >= 2, counts
     finally:
         for client in clients:
@@ -165,7 +161,7 @@ def test_forgetting_a_profile_on_one_process_reaches_its_pages_on_the_other(clus
 def test_a_killed_process_hands_its_pages_to_the_other_and_loses_nothing(cluster, astronaut_jpeg):
     pages = [Page(cluster.local_url, astronaut_jpeg, f"failover-{i}", 14.0) for i in range(6)]
     victim, survivor = cluster.servers
-    on_victim = sessions_on(victim)
+    on_victim = victim.health()["sessions"]
     assert 2 <= on_victim <= 4  # the load is spread, so both kinds of page are tested
     for page in pages:
         page.start()
@@ -185,9 +181,9 @@ def test_a_killed_process_hands_its_pages_to_the_other_and_loses_nothing(cluster
         assert max(b - a for a, b in itertools.pairwise(page.answered_at)) < 1.0
     after = {row[0] for row in sql(cluster, "SELECT id FROM samples")}
     assert committed <= after, f"{len(committed - after)} committed history rows lost"
-    assert sessions_on(survivor) == 0  # every page has left again
+    assert survivor.health()["sessions"] == 0  # every page has left again
     cluster.servers.remove(victim)
-    cluster.add_server(victim.env, port=victim.port)  # where nginx expects it, for the tests after this one
+    cluster.add_server(port=victim.port)  # where nginx expects it, for the tests after this one
 
 
 def test_a_postgresql_restart_mid_stream_is_retried_and_the_server_stays_up(cluster, astronaut_jpeg):
