@@ -242,14 +242,17 @@ def train_member(train_set, val_set, recipe: Recipe, out: Path, resume: bool = T
         # a quick look, for the progress log only (the model card measures the exported graph)
         probs = softmax(predict_logits(net, val_set.images, recipe.side, tta=False, bfloat16=bf16))
         figures = per_source(probs, val_set)
-        live = per_source(softmax(predict_logits(net, val_set.live, recipe.side, tta=False, bfloat16=bf16)), val_set)
         line = {
             "epoch": epoch + 1,
             "loss": round(total_loss / steps, 4),
             "seconds": round(time.time() - started, 1),
             **{s: {"top1": f["top1"], "balanced": f["balanced"]} for s, f in figures.items()},
-            "live": {s: {"top1": f["top1"], "balanced": f["balanced"]} for s, f in live.items()},
         }
+        if recipe.live_share > 0:  # a second pass over validation, only for a recipe that trains on it
+            live_probs = softmax(predict_logits(net, val_set.live, recipe.side, tta=False, bfloat16=bf16))
+            line["live"] = {
+                s: {"top1": f["top1"], "balanced": f["balanced"]} for s, f in per_source(live_probs, val_set).items()
+            }
         with progress.open("a") as handle:
             handle.write(json.dumps(line) + "\n")
         log.info("%s", json.dumps(line))
