@@ -20,6 +20,7 @@ from ..live import Refused
 from ..live.session import CLOSE, GONE
 from . import profile as profile_cookie
 from . import services
+from .transport import bound_reading
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,11 @@ def guard_transport(app) -> None:
       as ``cooldown_s: 10**400``, an unknown packet type) raises ValueError there, which
       Engine.IO logs and drops: the client never learns why. Its session now says
       ``bad_request`` (at most once a second), and a client that keeps at it is disconnected.
+    - **No reading ahead.** The WebSocket transport reads a connection only while few of its
+      messages wait for us (``transport.py``), so a flood meets our limits at our pace.
     """
     server = socketio.server
+    bound_reading(server.eio, socketio.async_mode)
     handlers = server.eio.handlers
     on_connect, on_message, on_disconnect = handlers["connect"], handlers["message"], handlers["disconnect"]
     live = services(app).live
