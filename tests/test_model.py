@@ -97,3 +97,40 @@ def test_steady_clips_keep_the_accuracy_of_the_per_frame_majority(sample_dir):
     # model it replaced 20 (on 210 clips: 58.1% and 60.5%, docs/model-card.md)
     assert clips["top1"] >= 18 / 28 - 1e-9
     assert clips["flips_per_s"] <= 0.1
+
+
+def test_the_session_computes_what_the_card_measured(validation_sample):
+    """The int8 graph's fused kernels saturate on x86 without VNNI (an AVX2 EPYC: 1.5 points of
+    top-1 lost, argmax changed on 7% of crops); there the session asks for kernels that do not.
+    Either way its logits are those of the graph's reference semantics (every quantise step
+    explicit, nothing fused)."""
+    import onnxruntime as ort
+
+    from emocare.vision.emocare_backend import network_logits, open_session
+    from emocare.vision.types import CROP_MAX_SIDE
+
+    crops = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for _label, path in validation_sample]
+    crops = np.stack([cv2.resize(c, (64, 64)) for c in crops if max(c.shape) <= CROP_MAX_SIDE])
+    assert len(crops) >= 50
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    reference = ort.InferenceSession(str(default_model_path()), options, providers=["CPUExecutionProvider"])
+    expected = network_logits(reference, crops, 48, tta=False)
+    got = network_logits(open_session(default_model_path()), crops, 48, tta=False)
+    assert np.abs(got - expected).mean() < 0.08
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.97
+
+
+@pytest.mark.parametrize(
+    ("flags", "machine", "exact"),
+    [
+        ({"avx2"}, "x86_64", False),
+        ({"avx2", "avx512_vnni"}, "x86_64", True),
+        ({"avx_vnni"}, "AMD64", True),
+        (set(), "aarch64", True),
+    ],
+)
+def test_fused_int8_only_where_it_is_exact(flags, machine, exact):
+    from emocare.vision.emocare_backend import fused_int8_is_exact
+
+    assert fused_int8_is_exact(flags, machine) is exact

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..vision.emocare_backend import CROP_MARGIN, CROP_SIDE
+from ..vision.emocare_backend import CROP_MARGIN, CROP_SIDE, cpu_flags
 from ..vision.metrics import confusion_matrix, summary
 from ..vision.types import EMOTIONS
 from . import data as data_module
@@ -74,11 +74,7 @@ class Recipe:
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX): Linux's flags only."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def resolve_precision(name: str) -> str:
