@@ -34,7 +34,8 @@ DETECTORS = ("blazeface", "blazeface-short", "blazeface-full", "haar")
 def build_detector(name: str = "blazeface", **options):
     """A face detector by name (see :data:`DETECTORS`; docs in ``blazeface.py``).
 
-    ``blazeface`` (default) is the short-range model with the full-range one as fallback;
+    ``blazeface`` (default) is the short-range model with the full-range one as fallback, and
+    fer's Haar cascade as a second opinion on faces neither is sure of;
     ``haar`` is fer's own cascade, used as well when the BlazeFace models are not installed.
     """
     from .fer_backend import HaarDetector
@@ -44,7 +45,7 @@ def build_detector(name: str = "blazeface", **options):
 
         try:
             if name == "blazeface":
-                return BlazeFaceCascade()
+                return BlazeFaceCascade(confirm=HaarDetector())
             return BlazeFaceDetector(name.removeprefix("blazeface-"))
         except FileNotFoundError as exc:
             log.warning("%s; falling back to the Haar cascade", exc)
