@@ -213,8 +213,8 @@ class BlazeFaceCascade:
 
     def _confirmed(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> bool:
         """Whether the second detector finds a face at ``box``. It searches only around it (the
-        box and half its side on every side), shrunk so the box is ``CONFIRM_SIDE`` pixels: a
-        millisecond or two, where the whole frame took the cascade 17 ms here."""
+        box and half its side on every side), shrunk so the box is ``CONFIRM_SIDE`` pixels:
+        about 3 ms a candidate on the AVX2 EPYC, where the whole frame took the cascade 22 ms."""
         x, y, w, h = box
         height, width = gray.shape[:2]
         x1, y1 = max(0, x - w // 2), max(0, y - h // 2)
