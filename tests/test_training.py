@@ -91,3 +91,40 @@ def test_face_crops_also_come_framed_as_a_camera_sees_them(small_set, tmp_path):
     assert changed.mean() > 0.8  # found and re-framed (where no face is found, the crop stays)
     difference = np.abs(dataset.live[crops].astype(int) - dataset.images[crops]).mean(axis=(1, 2))
     assert np.median(difference[changed]) > 3  # not a copy: another framing of the same face
+
+
+def test_an_ensemble_grows_by_a_member_without_training_the_others_again(small_set, tmp_path, astronaut):
+    import onnxruntime as ort
+
+    from emocare.training.train import Recipe, combine_graphs, resolve_precision, train
+
+    recipe = Recipe(epochs=1, batch=16, precision=resolve_precision("auto"))
+    first = train(small_set, tmp_path / "first", recipe, members=1)
+    model = tmp_path / "first" / "emocare_expression.onnx"
+
+    out = tmp_path / "grown"
+    card = train(small_set, out, recipe, members=2, extend=model)
+    assert not (out / "member-0").exists() and (out / "member-1" / "checkpoint.pt").is_file()
+    assert card["recipe"]["members"] == 2 and card["recipe"]["seed"] == recipe.seed
+    assert card["extended_from"]["validation"] == first["validation"]
+    assert len(card["validation_members_float"]) == 2
+    [face] = build_analyzer("emocare", model_path=out / "emocare_expression.onnx").analyze(astronaut)
+    assert sum(face.scores.values()) == pytest.approx(1.0)
+
+    # the grown graph is the old one, unchanged, beside the new member: each weighs a half
+    crops = np.random.default_rng(0).uniform(-1, 1, (5, 1, 48, 48)).astype(np.float32)
+
+    def logits(path):
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"face": crops})[0]
+
+    halves = tmp_path / "halves.onnx"
+    combine_graphs([(model, 0.25), (out / "emocare_expression.onnx", 0.75)], halves)
+    np.testing.assert_allclose(
+        logits(halves), 0.25 * logits(model) + 0.75 * logits(out / "emocare_expression.onnx"), atol=1e-4
+    )
+    assert not np.allclose(logits(out / "emocare_expression.onnx"), logits(model), atol=1e-3)
+
+    with pytest.raises(ValueError, match="another recipe"):
+        train(small_set, tmp_path / "other", Recipe(epochs=2, batch=16), members=2, extend=model)
+    with pytest.raises(ValueError, match="holds 1 member"):
+        train(small_set, tmp_path / "none", recipe, members=1, extend=model)

@@ -177,7 +177,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         live_share=args.live_share,
     )
     export = Path(args.export) if args.export else None
-    card = train(data, Path(args.out), recipe, members=args.members, resume=args.resume, export=export)
+    extend = Path(args.extend) if args.extend else None
+    card = train(data, Path(args.out), recipe, members=args.members, resume=args.resume, export=export, extend=extend)
     for source, figures in card["validation"].items():
         print(f"{source:>14}: top-1 {figures['top1']:.1%}  balanced {figures['balanced']:.1%}  (n={figures['n']})")
     return 0
@@ -265,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of FER2013 and CK+ crops drawn as the live detector frames them (0: the shipped recipe)",
     )
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True, help="go on from the checkpoint")
+    p.add_argument(
+        "--extend",
+        metavar="MODEL.onnx",
+        default=None,
+        help="an exported model of this recipe holding the first members: train only the members after them"
+        " and average both in one graph",
+    )
     p.add_argument(
         "--recalibrate",
         metavar="MODEL.onnx",

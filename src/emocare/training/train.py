@@ -159,24 +159,51 @@ def train(
     cache: Path | None = None,
     resume: bool = True,
     export: Path | None = None,
+    extend: Path | None = None,
 ) -> dict:
     """Train ``members`` networks (seeds ``seed``, ``seed + 1``, …), then calibrate and export.
 
     Several members are averaged into one exported graph: networks that differ only in their
     seed make different mistakes, and their mean is measurably better than any one of them.
+
+    ``extend``: an exported model (ONNX with its card) holding the first members of this same
+    recipe. Only the members after them are trained, and the exported graph averages both,
+    each member weighing the same: an ensemble grows on a slow machine without training again
+    what it has, and the members it has stay exactly as they were measured.
     """
     import torch
 
     torch.set_num_threads(2)
+    first = 0 if extend is None else members_of(extend, recipe)
+    if members <= first:
+        raise ValueError(f"{extend} holds {first} member(s) already; ask for more members than that")
     out.mkdir(parents=True, exist_ok=True)
     dataset = data_module.load(data_dir, cache or out / "crops.npz")
     train_set, val_set = dataset.subset(~dataset.is_val), dataset.subset(dataset.is_val)
     log.info("train %d images, validation %d", len(train_set.labels), len(val_set.labels))
     nets = [
         train_member(train_set, val_set, replace(recipe, seed=recipe.seed + k), out / f"member-{k}", resume)
-        for k in range(members)
+        for k in range(first, members)
     ]
-    return finish(nets, recipe, dataset, train_set, val_set, export or out)
+    return finish(nets, recipe, dataset, train_set, val_set, export or out, extend)
+
+
+def members_of(model: Path, recipe: Recipe) -> int:
+    """How many members the exported ``model`` holds, once its card shows it was trained with
+    ``recipe`` (seeds aside): members of another recipe would not be what the card says."""
+    card = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))
+    theirs, ours = card["recipe"], asdict(recipe)
+    # a field added to the recipe after that model was trained holds its default there
+    default = asdict(Recipe())
+    differing = sorted(k for k in ours if k != "seed" and _plain(theirs.get(k, default[k])) != _plain(ours[k]))
+    if differing:
+        raise ValueError(f"{model} was trained with another recipe ({', '.join(differing)} differ)")
+    return int(card["recipe"]["members"])
+
+
+def _plain(value):
+    """A recipe value as it reads back from JSON (tuples become lists)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def train_member(train_set, val_set, recipe: Recipe, out: Path, resume: bool = True):
@@ -266,21 +293,35 @@ def train_member(train_set, val_set, recipe: Recipe, out: Path, resume: bool = T
     return net
 
 
-def finish(nets: list, recipe: Recipe, dataset, train_set, val_set, export: Path) -> dict:
-    """Average the members, export ONNX (int8), calibrate on validation and write the model card."""
+def finish(nets: list, recipe: Recipe, dataset, train_set, val_set, export: Path, extend: Path | None = None) -> dict:
+    """Average the members, export ONNX (int8), calibrate on validation and write the model card.
+
+    With ``extend``, the new members' int8 graph is averaged with that model's graph as it is.
+    """
     member_logits = [predict_logits(net, val_set.images, recipe.side) for net in nets]
+    members_float = [per_source(softmax(m), val_set) for m in member_logits]
+    first = 0 if extend is None else members_of(extend, recipe)
+    total = first + len(nets)
     export.mkdir(parents=True, exist_ok=True)
     onnx_path = export / "emocare_expression.onnx"
     with tempfile.TemporaryDirectory() as scratch:
         float_path = Path(scratch) / "float32.onnx"
         export_onnx(nets, recipe, float_path)
-        quantise(float_path, onnx_path, train_set.images, recipe.side)
-    card = {
-        "recipe": {**asdict(recipe), "members": len(nets)},
-        "validation_members_float": [per_source(softmax(m), val_set) for m in member_logits],
-        "validation_float": per_source(softmax(np.mean(member_logits, axis=0)), val_set),
-        **calibrated_card(onnx_path, recipe.side, dataset, train_set, val_set),
-    }
+        if extend is None:
+            quantise(float_path, onnx_path, train_set.images, recipe.side)
+        else:
+            new_path = Path(scratch) / "new-members.onnx"
+            quantise(float_path, new_path, train_set.images, recipe.side)
+            combine_graphs([(extend, first / total), (new_path, len(nets) / total)], onnx_path)
+    card: dict = {"recipe": {**asdict(recipe), "members": total}}
+    if extend is None:
+        card["validation_members_float"] = members_float
+        card["validation_float"] = per_source(softmax(np.mean(member_logits, axis=0)), val_set)
+    else:  # the float figures of the members it had come from its card
+        base = json.loads(extend.with_suffix(".json").read_text(encoding="utf-8"))
+        card["validation_members_float"] = base.get("validation_members_float", []) + members_float
+        card["extended_from"] = {"members": first, **{k: base[k] for k in ("validation", "validation_raw")}}
+    card.update(calibrated_card(onnx_path, recipe.side, dataset, train_set, val_set))
     (export / "emocare_expression.json").write_text(json.dumps(card, indent=1) + "\n")
     log.info("wrote %s and its model card", onnx_path)
     return card
@@ -428,6 +469,42 @@ def quantise(source: Path, target: Path, train_crops: np.ndarray, side: int) -> 
         weight_type=QuantType.QInt8,
         per_channel=True,
     )
+
+
+def combine_graphs(parts: list[tuple[Path, float]], target: Path) -> None:
+    """One ONNX graph whose logits are the weighted sum of the ``parts``' logits.
+
+    Each part is an exported graph with the same input (``face``) and logits as its output; its
+    nodes and weights are copied unchanged under a prefix of their own, so onnxruntime runs
+    each part as it ran alone (its int8 kernels included), then the weighted sum.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.compose import add_prefix
+
+    models = [onnx.load(str(path)) for path, _weight in parts]
+    face = models[0].graph.input[0]
+    nodes, initializers, value_info, weighted, opsets = [], [], [], [], {}
+    for k, (model, (path, weight)) in enumerate(zip(models, parts, strict=True)):
+        if [i.name for i in model.graph.input] != [face.name] or len(model.graph.output) != 1:
+            raise ValueError(f"{path}: one input named {face.name!r} and one output expected")
+        graph = add_prefix(model, f"part{k}/", rename_inputs=False).graph
+        factor = numpy_helper.from_array(np.array(weight, dtype=np.float32), f"part{k}/share")
+        nodes += [*graph.node, helper.make_node("Mul", [graph.output[0].name, factor.name], [f"part{k}/weighted"])]
+        initializers += [*graph.initializer, factor]
+        value_info += graph.value_info
+        weighted.append(f"part{k}/weighted")
+        for opset in model.opset_import:
+            opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
+    nodes.append(helper.make_node("Sum", weighted, ["logits"]))
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(EMOTIONS)])
+    graph = helper.make_graph(nodes, "emocare_expression", [face], [logits], initializers, value_info=value_info)
+    combined = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()], producer_name="emocare.train"
+    )
+    combined.ir_version = max(m.ir_version for m in models)
+    onnx.checker.check_model(combined)
+    onnx.save(combined, str(target))
 
 
 def export_onnx(nets: list, recipe: Recipe, path: Path) -> None:
