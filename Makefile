@@ -39,9 +39,10 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.app $(VENV)/.dev
 	$(PY) -m bench.serving $(ARGS)
 
-# Trains EmoCare's expression model again and exports it into instance/training/: about 95
-# minutes on 2 cores with BF16 instructions, many hours without (docs/model-card.md); resumes
-# where it stopped.
+# Trains EmoCare's expression model again and exports it into instance/training/: three
+# networks of 60 epochs, 45 to 80 s an epoch on 2 cores with BF16 instructions (about 2.3 to 4
+# hours), many hours without (docs/model-card.md); resumes where it stopped, and
+# ARGS="--extend MODEL.onnx" trains only the members that model lacks.
 train: $(VENV)/.app $(VENV)/.train
 	TF_ENABLE_ONEDNN_OPTS=0 $(VENV)/bin/emocare train --data $(DATA) $(ARGS)
 

@@ -19,7 +19,7 @@ import pytest
 from emocare.evaluation import evaluate, evaluate_clips
 from emocare.training.data import PHOTO_SOURCES, fixed_sample, index
 from emocare.vision import EMOTIONS, build_analyzer
-from emocare.vision.emocare_backend import default_model_path
+from emocare.vision.emocare_backend import care_thresholds, default_model_path
 
 from .conftest import SAMPLE, link_labelled
 
@@ -72,6 +72,24 @@ def test_scores_are_the_calibrated_probabilities_of_the_card(astronaut):
     expected = np.exp((logits + calibration["bias"]) / calibration["temperature"])
     assert classifier.probabilities(logits[None])[0] == pytest.approx(expected / expected.sum())
     assert set(card["care"]["thresholds"]) == {"sad", "angry", "fear", "disgust"}
+
+
+def test_the_other_way_of_running_is_calibrated_for_itself(sample_dir):
+    """Flip averaging doubles the classifier's time; ``EMOCARE_TTA`` picks the other way, and
+    it gets the calibration and care thresholds fitted for it, not the chosen way's."""
+    card = json.loads(default_model_path().with_suffix(".json").read_text())
+    other = not card["input"]["flip"]
+    analyzer = build_analyzer("emocare", tta=other)
+    assert analyzer.classifier.tta is other
+    calibration = card["flip_choice"]["calibration_other"]
+    assert analyzer.classifier.card.bias.tolist() == pytest.approx(calibration["bias"])
+    assert analyzer.classifier.card.temperature == calibration["temperature"]
+    assert care_thresholds(flip=other) == card["flip_choice"]["care_other"]["thresholds"]
+    assert care_thresholds() == card["care"]["thresholds"]
+    report = evaluate(sample_dir, "emocare", tta=other)
+    assert report["tta"] is other
+    assert report["balanced"] >= BALANCED_FLOOR, report["per_class"]
+    assert min(report["per_class"].values()) >= CLASS_FLOOR, report["per_class"]
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])

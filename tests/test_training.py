@@ -58,6 +58,9 @@ def test_train_resume_and_export(small_set, tmp_path, astronaut):
     assert card["input"]["flip"] is choice["chosen"] is (gain >= choice["min_gain"])
     chosen = "balanced_with_flip" if choice["chosen"] else "balanced_without_flip"
     assert card["validation"]["all"]["balanced"] == choice[chosen]
+    # the way not chosen is calibrated for itself too (EMOCARE_TTA picks it)
+    assert set(choice["calibration_other"]) >= {"bias", "temperature"}
+    assert set(choice["care_other"]["thresholds"]) == set(card["care"]["thresholds"])
 
     again = train(small_set, out, recipe, members=1)  # resumes: nothing left to train
     assert len((out / "member-0" / "progress.jsonl").read_text().splitlines()) == 1

@@ -65,10 +65,18 @@ class ModelCard:
     flip: bool = True
 
     @classmethod
-    def read(cls, path: Path) -> ModelCard:
+    def read(cls, path: Path, flip: bool | None = None) -> ModelCard:
+        """The card at ``path``; ``flip`` asks for the other way of running than the card's
+        choice, with its own calibration and care thresholds where the card has them (flip
+        averaging doubles the classifier's time: on a slow CPU the single pass, calibrated
+        for itself, is the fast choice)."""
         try:
             card = json.loads(path.read_text(encoding="utf-8"))
-            calibration = card.get("calibration", {})
+            chosen = bool(card["input"].get("flip", True))
+            calibration, care = card.get("calibration", {}), card.get("care", {})
+            other = card.get("flip_choice", {})
+            if flip is not None and flip != chosen and "calibration_other" in other:
+                calibration, care = other["calibration_other"], other["care_other"]
             labels = tuple(card["labels"])
             if labels != EMOTIONS:
                 raise ValueError(f"labels {labels} are not {EMOTIONS}")
@@ -78,18 +86,18 @@ class ModelCard:
                 bias=np.array(calibration.get("bias", [0.0] * len(EMOTIONS)), dtype=np.float64),
                 temperature=float(calibration.get("temperature", 1.0)),
                 margin=float(card["input"].get("margin", CROP_MARGIN)),
-                care_thresholds={k: float(v) for k, v in card.get("care", {}).get("thresholds", {}).items()},
-                flip=bool(card["input"].get("flip", True)),
+                care_thresholds={k: float(v) for k, v in care.get("thresholds", {}).items()},
+                flip=chosen if flip is None else flip,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelUnavailable(f"EmoCare model card {path} is missing or unreadable: {exc}") from exc
 
 
-def care_thresholds(model_path: str | Path | None = None) -> dict[str, float]:
-    """Per-emotion care thresholds from the model card; none when it cannot be read (the
-    vision service then says why, once, as it falls back to fer)."""
+def care_thresholds(model_path: str | Path | None = None, flip: bool | None = None) -> dict[str, float]:
+    """Per-emotion care thresholds from the model card, for the way the model runs; none when
+    it cannot be read (the vision service then says why, once, as it falls back to fer)."""
     try:
-        return ModelCard.read(Path(model_path or default_model_path()).with_suffix(".json")).care_thresholds
+        return ModelCard.read(Path(model_path or default_model_path()).with_suffix(".json"), flip).care_thresholds
     except ModelUnavailable:
         return {}
 
@@ -163,13 +171,13 @@ class EmoCareClassifier:
         path = Path(model_path or default_model_path())
         if not path.is_file():
             raise ModelUnavailable(f"EmoCare model {path} not found")
-        self.card = ModelCard.read(path.with_suffix(".json"))
+        self.card = ModelCard.read(path.with_suffix(".json"), tta)
         try:
             self._session = open_session(path)
         except Exception as exc:  # onnxruntime raises its own types for missing and corrupt files
             raise ModelUnavailable(f"EmoCare model {path} is missing or unreadable: {exc}") from exc
-        #: None: as the card was calibrated (the other way round, the scores are off calibration)
-        self.tta = self.card.flip if tta is None else tta
+        #: None: as the card chose; the other way round uses the card's calibration for it
+        self.tta = self.card.flip
         self.margin = self.card.margin
 
     def logits_batch(self, crops: np.ndarray) -> np.ndarray:

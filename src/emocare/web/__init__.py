@@ -96,7 +96,7 @@ def _build_care(app: Flask, history: HistoryStore) -> CareEngine:
         PolicyConfig(
             sustain_s=app.config["CARE_SUSTAIN_S"],
             threshold=app.config["CARE_THRESHOLD"],
-            thresholds=care_thresholds(app.config["MODEL_PATH"]),  # fitted on validation
+            thresholds=care_thresholds(app.config["MODEL_PATH"], app.config["TTA"]),  # fitted on validation
             cooldown_s=app.config["CARE_COOLDOWN_S"],
         ),
     )
