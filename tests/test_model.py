@@ -111,8 +111,8 @@ def test_steady_clips_keep_the_accuracy_of_the_per_frame_majority(sample_dir):
     clips = evaluate_clips(sample_dir, "emocare", per_class=4)
     assert clips["clips"] == 28
     assert clips["top1"] >= clips["majority_top1"] - 1 / 28 - 1e-9
-    # a classifier stuck on one class gets 4 of these 28 right; the shipped model 19, the
-    # model it replaced 20 (on 210 clips: 58.1% and 60.5%, docs/model-card.md)
+    # a classifier stuck on one class gets 4 of these 28 right; the shipped model 20, the
+    # two-network model it replaced 19 (on 210 clips: 58.1% both, docs/model-card.md)
     assert clips["top1"] >= 18 / 28 - 1e-9
     assert clips["flips_per_s"] <= 0.1
 
