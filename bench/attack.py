@@ -237,6 +237,20 @@ def garbage_packets(server: ServerProcess) -> tuple:
     return "2,000 one-byte binary packets", "dropped", time.perf_counter() - started, True, "≤ 200 KB of log"
 
 
+def kernel_buffered_frames(frame_bytes: int = len(FRAME)) -> int:
+    """How many flood frames the kernel can hold between a loopback sender and a server that
+    does not read: the largest TCP receive and send buffers (Linux's tcp_rmem, tcp_wmem) over
+    the frame's size. A sender counts those frames as sent though the server never took them,
+    and machines differ: 6 MB of receive buffer is Debian's default, 32 MB was seen here."""
+    total = 0
+    for name in ("tcp_rmem", "tcp_wmem"):
+        try:
+            total += int(Path(f"/proc/sys/net/ipv4/{name}").read_text().split()[-1])
+        except (OSError, ValueError, IndexError):
+            total += 6 * 2**20  # not Linux: a default-sized buffer
+    return total // frame_bytes
+
+
 def raw_flood(url: str, seconds: float = 10.0) -> tuple:
     """Frames as fast as a raw WebSocket can send them, for ``seconds``: cut off, it connects
     again at once and goes on, so the flood lasts the whole time. A send that blocks for 2 s
@@ -262,8 +276,11 @@ def raw_flood(url: str, seconds: float = 10.0) -> tuple:
         ws.close()
     took = time.perf_counter() - started
     if cuts:
-        frames = sorted(c for c, _ in taken)[len(taken) // 2]
-        answer = f"cut off {cuts} times; a connection's frames taken, median {frames:,}"
+        frames, lasted = sorted(taken)[len(taken) // 2]
+        answer = (
+            f"cut off {cuts} times; a connection's frames taken, median {frames:,} (in {lasted:.1f} s;"
+            f" the kernel's socket buffers hold up to {kernel_buffered_frames():,} of them)"
+        )
     else:
         answer = "never cut off"
     return (

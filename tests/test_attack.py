@@ -28,9 +28,14 @@ def test_the_fast_attacks_each_get_a_clear_answer():
 def test_a_raw_flood_is_cut_off_before_the_transport_reads_far_ahead():
     """10 s of frames as fast as a raw WebSocket sends them, reconnecting when cut off. Before
     the transport's back-pressure (web/transport.py) the server read 8,598 frames of the first
-    connection before it could cut it off, and others' p95 tripled (docs/security.md)."""
+    connection before it could cut it off, and others' p95 tripled (docs/security.md).
+
+    What the sender counts as sent includes what waits, unread, in the kernel's socket buffers
+    until the connection is shut down: up to 1,100 frames with Debian's default buffers, 4,000
+    on a machine with a 32 MB receive buffer. The server may take 2,000 more than those."""
     (row,) = attack.main(["--only", "raw_flood", "--json"])
     assert row["answer"].startswith("cut off"), row
     taken = int(re.search(r"median ([\d,]+)", row["answer"]).group(1).replace(",", ""))
-    assert taken <= 3000, row
+    buffered = int(re.search(r"hold up to ([\d,]+)", row["answer"]).group(1).replace(",", ""))
+    assert taken <= 2000 + buffered, row
     assert row["rss_peak_mb"] - row["rss_before_mb"] <= 150, row
