@@ -3,7 +3,7 @@
 The recipe, and why (figures in docs/model-card.md):
 - a VGG-style network (four blocks of two 3×3 convolutions with batch norm) on 48×48 grey
   crops: FER2013's own resolution; in bfloat16 about 370 to 650 images/s of training on two CPU
-  cores (AVX-512 BF16 alone, or with AMX), so one network of 60 epochs takes 45 to 80 minutes;
+  cores (depending on the CPU's BF16 speed), so one network of 60 epochs takes 45 to 80 minutes;
 - trained from scratch, not fine-tuned from fer's weights: fer was trained on FER2013's
   training split, so starting from it would leak our validation images into the model;
 - sampling that evens out classes (by the square root of their counts) and gives the small
