@@ -120,10 +120,10 @@ def test_an_ensemble_grows_by_a_member_without_training_the_others_again(small_s
     def logits(path):
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"face": crops})[0]
 
-    halves = tmp_path / "halves.onnx"
-    combine_graphs([(model, 0.25), (out / "emocare_expression.onnx", 0.75)], halves)
+    weighted = tmp_path / "weighted.onnx"
+    combine_graphs([(model, 0.25), (out / "emocare_expression.onnx", 0.75)], weighted)
     np.testing.assert_allclose(
-        logits(halves), 0.25 * logits(model) + 0.75 * logits(out / "emocare_expression.onnx"), atol=1e-4
+        logits(weighted), 0.25 * logits(model) + 0.75 * logits(out / "emocare_expression.onnx"), atol=1e-4
     )
     assert not np.allclose(logits(out / "emocare_expression.onnx"), logits(model), atol=1e-3)
 

@@ -175,7 +175,8 @@ def train(
     import torch
 
     torch.set_num_threads(2)
-    first = 0 if extend is None else members_of(extend, recipe)
+    base = None if extend is None else BaseModel.read(extend, recipe)
+    first = 0 if base is None else base.members
     if members <= first:
         raise ValueError(f"{extend} holds {first} member(s) already; ask for more members than that")
     out.mkdir(parents=True, exist_ok=True)
@@ -186,25 +187,35 @@ def train(
         train_member(train_set, val_set, replace(recipe, seed=recipe.seed + k), out / f"member-{k}", resume)
         for k in range(first, members)
     ]
-    return finish(nets, recipe, dataset, train_set, val_set, export or out, extend)
+    return finish(nets, recipe, dataset, train_set, val_set, export or out, base)
 
 
-def members_of(model: Path, recipe: Recipe) -> int:
-    """How many members the exported ``model`` holds, once its card shows it was trained with
-    ``recipe`` (seeds aside): members of another recipe would not be what the card says."""
-    card = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))
-    theirs, ours = card["recipe"], asdict(recipe)
-    # a field added to the recipe after that model was trained holds its default there
-    default = asdict(Recipe())
-    differing = sorted(k for k in ours if k != "seed" and _plain(theirs.get(k, default[k])) != _plain(ours[k]))
-    if differing:
-        raise ValueError(f"{model} was trained with another recipe ({', '.join(differing)} differ)")
-    return int(card["recipe"]["members"])
+@dataclass(frozen=True)
+class BaseModel:
+    """An exported model that ``train(extend=…)`` grows: its graph and its card, read once."""
 
+    path: Path
+    card: dict
 
-def _plain(value):
-    """A recipe value as it reads back from JSON (tuples become lists)."""
-    return list(value) if isinstance(value, tuple) else value
+    @property
+    def members(self) -> int:
+        return int(self.card["recipe"]["members"])
+
+    @classmethod
+    def read(cls, model: Path, recipe: Recipe) -> BaseModel:
+        """The model, once its card shows it was trained with ``recipe`` (seeds aside): members
+        of another recipe would not be what the card says."""
+        card = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))
+
+        def as_read_back(fields: dict) -> dict:  # as JSON gives them back: tuples become lists
+            return json.loads(json.dumps(fields))
+
+        theirs, ours, default = card["recipe"], as_read_back(asdict(recipe)), as_read_back(asdict(Recipe()))
+        # a field added to the recipe after that model was trained holds its default there
+        differing = sorted(k for k in ours if k != "seed" and theirs.get(k, default[k]) != ours[k])
+        if differing:
+            raise ValueError(f"{model} was trained with another recipe ({', '.join(differing)} differ)")
+        return cls(model, card)
 
 
 def train_member(train_set, val_set, recipe: Recipe, out: Path, resume: bool = True):
@@ -294,34 +305,35 @@ def train_member(train_set, val_set, recipe: Recipe, out: Path, resume: bool = T
     return net
 
 
-def finish(nets: list, recipe: Recipe, dataset, train_set, val_set, export: Path, extend: Path | None = None) -> dict:
+def finish(
+    nets: list, recipe: Recipe, dataset, train_set, val_set, export: Path, base: BaseModel | None = None
+) -> dict:
     """Average the members, export ONNX (int8), calibrate on validation and write the model card.
 
-    With ``extend``, the new members' int8 graph is averaged with that model's graph as it is.
+    With ``base``, the new members' int8 graph is averaged with that model's graph as it is.
     """
     member_logits = [predict_logits(net, val_set.images, recipe.side) for net in nets]
     members_float = [per_source(softmax(m), val_set) for m in member_logits]
-    first = 0 if extend is None else members_of(extend, recipe)
+    first = 0 if base is None else base.members
     total = first + len(nets)
     export.mkdir(parents=True, exist_ok=True)
     onnx_path = export / "emocare_expression.onnx"
     with tempfile.TemporaryDirectory() as scratch:
         float_path = Path(scratch) / "float32.onnx"
         export_onnx(nets, recipe, float_path)
-        if extend is None:
+        if base is None:
             quantise(float_path, onnx_path, train_set.images, recipe.side)
         else:
             new_path = Path(scratch) / "new-members.onnx"
             quantise(float_path, new_path, train_set.images, recipe.side)
-            combine_graphs([(extend, first / total), (new_path, len(nets) / total)], onnx_path)
+            combine_graphs([(base.path, first / total), (new_path, len(nets) / total)], onnx_path)
     card: dict = {"recipe": {**asdict(recipe), "members": total}}
-    if extend is None:
+    if base is None:
         card["validation_members_float"] = members_float
         card["validation_float"] = per_source(softmax(np.mean(member_logits, axis=0)), val_set)
     else:  # the float figures of the members it had come from its card
-        base = json.loads(extend.with_suffix(".json").read_text(encoding="utf-8"))
-        card["validation_members_float"] = base.get("validation_members_float", []) + members_float
-        card["extended_from"] = {"members": first, **{k: base[k] for k in ("validation", "validation_raw")}}
+        card["validation_members_float"] = base.card.get("validation_members_float", []) + members_float
+        card["extended_from"] = {"members": first, **{k: base.card[k] for k in ("validation", "validation_raw")}}
     card.update(calibrated_card(onnx_path, recipe.side, dataset, train_set, val_set))
     (export / "emocare_expression.json").write_text(json.dumps(card, indent=1) + "\n")
     log.info("wrote %s and its model card", onnx_path)
