@@ -131,3 +131,37 @@ def test_an_ensemble_grows_by_a_member_without_training_the_others_again(small_s
         train(small_set, tmp_path / "other", Recipe(epochs=2, batch=16), members=2, extend=model)
     with pytest.raises(ValueError, match="holds 1 member"):
         train(small_set, tmp_path / "none", recipe, members=1, extend=model)
+
+
+def test_one_network_learns_from_the_shipped_model_as_teacher(small_set, tmp_path):
+    import hashlib
+
+    from emocare.training.train import Recipe, distillation_loss, resolve_precision, teacher_logits, train
+    from emocare.vision.emocare_backend import default_model_path, network_logits, open_session
+
+    teacher = default_model_path()
+    before = hashlib.sha256(teacher.read_bytes()).hexdigest()
+    recipe = Recipe(epochs=1, batch=16, precision=resolve_precision("auto"), distil=0.7)
+    card = train(small_set, tmp_path / "student", recipe, members=1, teacher=teacher)
+    taught = card["distilled_from"]
+    assert taught["sha256"] == before == hashlib.sha256(teacher.read_bytes()).hexdigest()
+    assert taught["members"] == json.loads(teacher.with_suffix(".json").read_text())["recipe"]["members"]
+    assert card["recipe"]["distil"] == 0.7 and card["recipe"]["members"] == 1
+    assert (tmp_path / "student" / "member-0" / "checkpoint.pt").is_file()
+
+    # what the student learns from: the teacher's flip-averaged logits for each crop as it is
+    crops = load(small_set, tmp_path / "student" / "crops.npz").images[:7]
+    expected = network_logits(open_session(teacher), crops, taught_side(teacher), tta=True)
+    np.testing.assert_allclose(teacher_logits(teacher, crops), expected, rtol=1e-5, atol=1e-5)
+
+    # the taught part of the loss: nothing when the student agrees, more the more it does not
+    scores = torch.tensor(expected, dtype=torch.float32)
+    assert distillation_loss(scores, scores, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert distillation_loss(scores.flip(1), scores, 2.0) > distillation_loss(scores * 0.8, scores, 2.0) > 0
+
+    with pytest.raises(ValueError, match="go together"):
+        train(small_set, tmp_path / "no-share", Recipe(epochs=1, batch=16), members=1, teacher=teacher)
+
+
+def taught_side(model) -> int:
+    return int(json.loads(model.with_suffix(".json").read_text())["input"]["side"])
