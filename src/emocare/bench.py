@@ -25,7 +25,7 @@ import numpy as np
 
 from .vision import build_analyzer
 from .vision.deepface_backend import weights_path
-from .vision.emocare_backend import model_crop
+from .vision.emocare_backend import default_model_path, model_crop
 from .vision.frames import decode_frame
 from .vision.samples import noisy_steady_clip, scene, to_jpeg
 from .vision.smoothing import SmoothingConfig, count_flips
@@ -121,8 +121,12 @@ def _plain_pipelines(deepface_home: str | None, notes: list[str]) -> dict[str, C
     return pipelines
 
 
-def run_bench(frames: int = 60, deepface_home: str | None = None) -> dict:
-    analyzer = build_analyzer("emocare")
+def run_bench(
+    frames: int = 60, deepface_home: str | None = None, model_path: str | None = None, tta: bool | None = None
+) -> dict:
+    """EmoCare's pipeline (the shipped model, or ``model_path``; flip averaging as its card
+    says, or as ``tta`` asks) against the plain libraries, on the same frames in one run."""
+    analyzer = build_analyzer("emocare", model_path=model_path, tta=tta)
     analyzer.warm_up()
     notes: list[str] = []
     if analyzer.name != "emocare":
@@ -131,6 +135,7 @@ def run_bench(frames: int = 60, deepface_home: str | None = None) -> dict:
     report: dict = {
         "frames_timed": frames,
         "backend": analyzer.name,
+        "model": str(model_path or default_model_path()),
         "flip": bool(getattr(analyzer.classifier, "tta", False)),
         "scenes": {},
         "notes": notes,
@@ -200,7 +205,7 @@ def flip_rates(analyzer, fps: float = 10.0) -> dict:
 def format_report(report: dict) -> str:
     lines = [
         f"{report['frames_timed']} JPEG frames per row (640×480, astronaut portrait), "
-        f"after {WARM_UP_CALLS} warm-up calls; backend {report['backend']}",
+        f"after {WARM_UP_CALLS} warm-up calls; backend {report['backend']} ({Path(report['model']).name})",
         f"{'scene':<10}{'pipeline':<24}{'p50 ms':>9}{'p95 ms':>9}{'× EmoCare':>11}  faces",
     ]
     for scene_name, row in report["scenes"].items():

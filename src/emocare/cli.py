@@ -122,7 +122,7 @@ def cmd_split(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
-    report = run_bench(frames=args.frames, deepface_home=args.deepface_home)
+    report = run_bench(frames=args.frames, deepface_home=args.deepface_home, model_path=args.model, tta=args.tta)
     if args.json:
         print(json.dumps(report))
     else:
@@ -246,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed against plain fer and DeepFace, with ratios")
     p.add_argument("--frames", type=int, default=60, help="timed frames per size and pipeline")
     p.add_argument("--deepface-home", default=None)
+    p.add_argument("--model", default=None, help="another EmoCare ONNX model (its .json card beside it)")
+    p.add_argument(
+        "--tta", action=argparse.BooleanOptionalAction, default=None, help="flip averaging (default: the model's)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
