@@ -39,8 +39,8 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.app $(VENV)/.dev
 	$(PY) -m bench.serving $(ARGS)
 
-# Trains EmoCare's expression model again and exports it into instance/training/: three
-# networks of 60 epochs, 45 to 80 s an epoch on 2 cores with BF16 instructions (about 2.3 to 4
+# Trains EmoCare's expression model again and exports it into instance/training/: four
+# networks of 60 epochs, 45 to 80 s an epoch on 2 cores with BF16 instructions (about 3 to 5.3
 # hours), many hours without (docs/model-card.md); resumes where it stopped, and
 # ARGS="--extend MODEL.onnx" trains only the members that model lacks.
 train: $(VENV)/.app $(VENV)/.train

@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="instance/training", help="checkpoints, crops cache and progress log")
     p.add_argument("--export", default=None, help="where the ONNX model and its card go (default: --out)")
     p.add_argument("--epochs", type=int, default=60)  # the shipped model's recipe (training.train.Recipe)
-    p.add_argument("--members", type=int, default=3, help="networks trained with successive seeds and averaged")
+    p.add_argument("--members", type=int, default=4, help="networks trained with successive seeds and averaged")
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--input-side", type=int, default=48, help="the network's input size in pixels")
     p.add_argument(

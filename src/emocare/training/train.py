@@ -9,7 +9,8 @@ The recipe, and why (figures in docs/model-card.md):
 - sampling that evens out classes (by the square root of their counts) and gives the small
   posed sources (CK+, JAFFE) more weight, since posed photos are what fer gets most wrong;
 - SGD with Nesterov momentum, a one-cycle learning rate, label smoothing, augmentation;
-- three members (seeds 2026 to 2028) whose logits are averaged: their mean beats each of them;
+- four members (seeds 2026 to 2029) whose logits are averaged: their mean beats each of them
+  (four in one pass are four network passes a face; three with their mirror images were six);
 - after training: the members averaged into one ONNX graph, quantised to int8 (three times
   faster, the same accuracy), then, measured on that graph, a per-class bias for balanced
   accuracy and a temperature (``calibrate.py``), with and without flip averaging: the flip is
