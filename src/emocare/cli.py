@@ -222,12 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--proxy-hops", type=int, help="proxies in front that set X-Forwarded-For (nginx: 1)")
     p.set_defaults(func=cmd_serve)
 
-    def common(p):
-        p.add_argument("--backend", choices=BACKENDS, default="emocare")
-        p.add_argument("--deepface-home", default=None, help="folder holding .deepface/weights")
+    def flip(p):
         p.add_argument(
             "--tta", action=argparse.BooleanOptionalAction, default=None, help="flip averaging (default: the model's)"
         )
+
+    def model_file(p):
+        p.add_argument("--model", default=None, help="another EmoCare ONNX model (its .json card beside it)")
+
+    def common(p):
+        p.add_argument("--backend", choices=BACKENDS, default="emocare")
+        p.add_argument("--deepface-home", default=None, help="folder holding .deepface/weights")
+        flip(p)
 
     p = sub.add_parser("analyze", help="print faces and scores of an image or a video, as JSON lines")
     p.add_argument("path")
@@ -237,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="accuracy on a folder of labelled images")
     p.add_argument("directory")
     common(p)
-    p.add_argument("--model", default=None, help="another EmoCare ONNX model (its .json card beside it)")
+    model_file(p)
     p.add_argument("--clips", action="store_true", help="steady 5-second clips through the live smoothing")
     p.add_argument("--per-class", type=int, default=None, help="--clips: at most this many images a label")
     p.add_argument("--json", action="store_true")
@@ -246,10 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed against plain fer and DeepFace, with ratios")
     p.add_argument("--frames", type=int, default=60, help="timed frames per size and pipeline")
     p.add_argument("--deepface-home", default=None)
-    p.add_argument("--model", default=None, help="another EmoCare ONNX model (its .json card beside it)")
-    p.add_argument(
-        "--tta", action=argparse.BooleanOptionalAction, default=None, help="flip averaging (default: the model's)"
-    )
+    model_file(p)
+    flip(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
