@@ -25,7 +25,7 @@ import numpy as np
 
 from .vision import build_analyzer
 from .vision.deepface_backend import weights_path
-from .vision.emocare_backend import default_model_path, model_crop
+from .vision.emocare_backend import model_crop
 from .vision.frames import decode_frame
 from .vision.samples import noisy_steady_clip, scene, to_jpeg
 from .vision.smoothing import SmoothingConfig, count_flips
@@ -135,7 +135,7 @@ def run_bench(
     report: dict = {
         "frames_timed": frames,
         "backend": analyzer.name,
-        "model": str(model_path or default_model_path()),
+        "model": str(analyzer.classifier.path) if analyzer.name == "emocare" else None,  # None: fer stood in
         "flip": bool(getattr(analyzer.classifier, "tta", False)),
         "scenes": {},
         "notes": notes,
@@ -205,7 +205,8 @@ def flip_rates(analyzer, fps: float = 10.0) -> dict:
 def format_report(report: dict) -> str:
     lines = [
         f"{report['frames_timed']} JPEG frames per row (640×480, astronaut portrait), "
-        f"after {WARM_UP_CALLS} warm-up calls; backend {report['backend']} ({Path(report['model']).name})",
+        f"after {WARM_UP_CALLS} warm-up calls; backend {report['backend']} "
+        f"({Path(report['model']).name if report['model'] else 'no EmoCare model'})",
         f"{'scene':<10}{'pipeline':<24}{'p50 ms':>9}{'p95 ms':>9}{'× EmoCare':>11}  faces",
     ]
     for scene_name, row in report["scenes"].items():

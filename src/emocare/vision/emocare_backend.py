@@ -171,6 +171,8 @@ class EmoCareClassifier:
         path = Path(model_path or default_model_path())
         if not path.is_file():
             raise ModelUnavailable(f"EmoCare model {path} not found")
+        #: the file this classifier runs (the bench reports it)
+        self.path = path
         self.card = ModelCard.read(path.with_suffix(".json"), tta)
         try:
             self._session = open_session(path)
