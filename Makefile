@@ -16,19 +16,23 @@ CLUSTER_DEBS := postgresql redis-server nginx openssl
 TEST_DEBS    := $(RUN_DEBS) $(CLUSTER_DEBS) ffmpeg chromium fonts-wqy-microhei graphviz
 
 DATA   ?= ../shared/datasets/expressions
+
+# onnxruntime-web's wasm runtime, for analysis in the page (docs/device.md): 14 MB, so fetched
+# from npm at install (pinned and digest-checked by the script) instead of committed.
+ORT_WEB := static/vendor/onnxruntime-web-1.30.0/VERSION
 N      ?= 2
 
 .PHONY: run cluster test lint bench train diagram system-deps-run system-deps-cluster system-deps-test clean
 
-run: $(VENV)/.app system-deps-run
+run: $(VENV)/.app system-deps-run $(ORT_WEB)
 	$(VENV)/bin/emocare serve $(ARGS)
 
 # N server processes on PostgreSQL and Redis behind nginx, on https://localhost:8443 (a
 # self-signed certificate); Ctrl+C stops it all. docs/deploy.md.
-cluster: $(VENV)/.app system-deps-cluster
+cluster: $(VENV)/.app system-deps-cluster $(ORT_WEB)
 	$(PY) -m deploy.cluster --servers $(N) $(ARGS)
 
-test: $(VENV)/.app $(VENV)/.dev $(VENV)/.train system-deps-test
+test: $(VENV)/.app $(VENV)/.dev $(VENV)/.train $(VENV)/.tf2onnx system-deps-test $(ORT_WEB)
 	$(PY) -m ruff check src tests bench deploy scripts run.py
 	$(PY) -m pytest $(ARGS)
 
@@ -69,6 +73,15 @@ $(VENV)/.train: requirements-train.txt $(VENV)/.app
 	$(PIP) install -r requirements-train.txt -c requirements.txt
 	touch $@
 
+# tf2onnx, for the test that converts BlazeFace to ONNX again on a fresh clone
+# (scripts/blazeface_onnx.py); --no-deps: TensorFlow and onnx come with .app and .train.
+$(VENV)/.tf2onnx: $(VENV)/.app $(VENV)/.train
+	$(PIP) install --no-deps tf2onnx==1.17.0
+	touch $@
+
+$(ORT_WEB): scripts/vendor-onnxruntime-web.sh
+	scripts/vendor-onnxruntime-web.sh
+
 system-deps-run:
 	@scripts/debian-deps.sh $(RUN_DEBS)
 
@@ -79,4 +92,4 @@ system-deps-test:
 	@scripts/debian-deps.sh $(TEST_DEBS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache tests/artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache tests/artifacts $(dir $(ORT_WEB))
