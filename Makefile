@@ -1,7 +1,9 @@
 # EmoCare: the two commands a new user needs are `make run` and `make test`.
 # Both create .venv and install everything that is missing (Python and Debian packages).
 
-PYTHON ?= python3.11
+# The Python .venv is made with: empty means the first of 3.11, 3.12, 3.13 that runs here
+# (scripts/find-python.sh says why in that order); `make PYTHON=/path/to/python3.13` names one.
+PYTHON ?=
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
@@ -53,8 +55,9 @@ train: $(VENV)/.app $(VENV)/.train
 diagram:
 	dot -Tpng -Gdpi=110 picture/architecture.dot -o picture/architecture.png
 
+# A venv that stops half-way (no ensurepip) is removed, so the next run makes it again.
 $(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV)
+	@py="$$(scripts/find-python.sh "$(PYTHON)")" && { "$$py" -m venv $(VENV) || { rm -rf $(VENV); exit 1; }; }
 
 # requirements.txt is a complete lock (every package pinned), installed with --no-deps:
 # fer declares facenet-pytorch, which would pull a multi-GB torch that nothing here uses.
