@@ -130,6 +130,7 @@ def init_web(app: Flask) -> None:
     # (and re-binds to later apps) the handlers that were declared while it had no server.
     from . import events
     from .care import bp as care_bp
+    from .device import bp as device_bp
     from .history import bp as history_bp
     from .main import bp as main_bp
 
@@ -184,6 +185,7 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(main_bp)
     app.register_blueprint(care_bp)
     app.register_blueprint(history_bp)
+    app.register_blueprint(device_bp)
 
     mode = app.config["WARM_UP"]
     if mode == "sync":

@@ -4,6 +4,11 @@ The pages load only their own files (scripts, styles, the vendored socket.io cli
 Chart.js, the music and the spoken replies) and talk only to their own server, so the policy
 can be strict: no inline script or style, no other origin, and no framing by any site (a
 framed camera page could be made to look like something else).
+
+``'wasm-unsafe-eval'`` lets a page compile WebAssembly, which analysis on the device needs
+(onnxruntime-web; docs/device.md); without it Chromium refuses the runtime ("CompileError:
+WebAssembly.instantiate(): ... 'unsafe-eval' is not an allowed source"). It allows no
+``eval`` of JavaScript: that would need ``'unsafe-eval'``, which stays out.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from flask import Flask, Response
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
-        "script-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",
         "style-src 'self'",
         "img-src 'self' data: blob:",
         "media-src 'self' blob:",
