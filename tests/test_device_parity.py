@@ -25,9 +25,9 @@ import pytest
 
 from bench.common import ServerProcess
 from emocare.vision import EMOTIONS, build_analyzer
-from emocare.vision.blazeface import BlazeFaceCascade
+from emocare.vision.blazeface import BlazeFaceCascade, BlazeFaceDetector
 from emocare.vision.emocare_backend import EmoCareAnalyzer, EmoCareClassifier
-from emocare.vision.samples import camera_frame
+from emocare.vision.samples import camera_frame, face_free, scene
 
 from .conftest import ARTIFACTS, ROOT, chromium
 
@@ -258,3 +258,37 @@ def test_the_page_analyses_faces_as_the_server_does(device_page, frames, which):
     assert agree >= AGREEMENT * n, f"same top label on {agree} of {n} frames"
     assert agree_default >= AGREEMENT * n, f"same top label as the default analyzer on {agree_default} of {n}"
     assert worst[0] <= MAX_SCORE_DIFF, f"scores differ by {worst[0]:.4f} on {worst[1]}"
+
+
+def scenes() -> list[tuple[str, np.ndarray]]:
+    """Frames that take the other paths: faces too small for the short-range model (the
+    full-range one then runs; crops enlarged to 64 px), two faces in one batch, 640×480
+    frames (integer-scale shrinking), boxes leaving the frame, and pictures with no face."""
+    out = []
+    for width, height in ((320, 240), (640, 480)):
+        for faces in (1, 2):
+            for share in (0.08, 0.1, 0.15, 0.3, 0.8):
+                out.append((f"{width}x{height} {faces} face(s) at {share}", scene(share, (width, height), faces)))
+    for name, picture in face_free().items():
+        out.append((name, cv2.resize(picture, FRAME, interpolation=cv2.INTER_AREA)))
+    return out
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_far_near_two_and_no_faces_are_analysed_as_the_server_does(device_page):
+    page, problems = device_page
+    port = EmoCareAnalyzer(BlazeFaceCascade(confirm=None), EmoCareClassifier())
+    short = BlazeFaceDetector("short")
+    full_range = two = none = 0
+    for name, frame in scenes():
+        python_faces = port.analyze(frame)
+        browser_faces, _ms = browser_analyze(page, frame, "card")
+        same_boxes, same_top, diff = compare(python_faces, browser_faces)
+        assert same_boxes and same_top and diff <= MAX_SCORE_DIFF, (name, python_faces, browser_faces)
+        full_range += bool(python_faces) and not short.detect(frame)
+        two += len(python_faces) == 2
+        none += not python_faces
+    log.info("scenes: %d found by the full-range model, %d with two faces, %d with none", full_range, two, none)
+    assert full_range >= 4 and two >= 4 and none >= 10
+    assert problems == []
