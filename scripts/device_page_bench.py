@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "flip": args.flip,
         "faces_per_frame": result["faces"] / args.frames,
         "load_ms": round(result["loadMs"]),
+        "cross_origin_isolated": result["isolated"],
         **{
             f"{stage}_ms": {
                 "p50": round(statistics.median(result[stage]), 1),
