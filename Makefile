@@ -50,6 +50,7 @@ bench: $(VENV)/.app $(VENV)/.dev
 # hours), many hours without (docs/model-card.md); resumes where it stopped, and
 # ARGS="--extend MODEL.onnx" trains only the members that model lacks.
 train: $(VENV)/.app $(VENV)/.train
+	@$(PY) -c 'import torch' 2>/dev/null || { echo "make train needs PyTorch: make train TORCH=pypi installs PyPI's (CUDA) build, see docs/install.md" >&2; exit 1; }
 	TF_ENABLE_ONEDNN_OPTS=0 $(VENV)/bin/emocare train --data $(DATA) $(ARGS)
 
 diagram:
@@ -72,9 +73,12 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.app
 	touch $@
 
 # PyTorch (CPU build) and onnx, for training and its tests only: the app never imports them.
+# Where pip offers only PyTorch's CUDA build (Python 3.12 and 3.13 here: 2.75 GB) it is left
+# out and the training tests are skipped, unless TORCH=pypi (scripts/install-train.sh).
+TORCH ?=
 $(VENV)/.train: requirements-train.txt $(VENV)/.app
-	$(PIP) install -r requirements-train.txt -c requirements.txt
-	touch $@
+	@rc=0; scripts/install-train.sh $(PY) "$(TORCH)" || rc=$$?; \
+	if [ $$rc -eq 0 ]; then touch $@; elif [ $$rc -ne 3 ]; then exit $$rc; fi
 
 # tf2onnx, for the test that converts BlazeFace to ONNX again on a fresh clone
 # (scripts/blazeface_onnx.py); --no-deps: TensorFlow and onnx come with .app and .train.
