@@ -24,7 +24,7 @@ DATA   ?= ../shared/datasets/expressions
 ORT_WEB := static/vendor/onnxruntime-web-1.30.0/VERSION
 N      ?= 2
 
-.PHONY: run cluster test lint bench train diagram system-deps-run system-deps-cluster system-deps-test clean
+.PHONY: run cluster setup-test test lint bench train diagram system-deps-run system-deps-cluster system-deps-test clean
 
 run: $(VENV)/.app system-deps-run $(ORT_WEB)
 	$(VENV)/bin/emocare serve $(ARGS)
@@ -34,7 +34,10 @@ run: $(VENV)/.app system-deps-run $(ORT_WEB)
 cluster: $(VENV)/.app system-deps-cluster $(ORT_WEB)
 	$(PY) -m deploy.cluster --servers $(N) $(ARGS)
 
-test: $(VENV)/.app $(VENV)/.dev $(VENV)/.train $(VENV)/.tf2onnx system-deps-test $(ORT_WEB)
+# Everything the tests need, installed without running them (.ci/run sets up 3.12 and 3.13 so).
+setup-test: $(VENV)/.app $(VENV)/.dev $(VENV)/.train $(VENV)/.tf2onnx system-deps-test $(ORT_WEB)
+
+test: setup-test
 	$(PY) -m ruff check src tests bench deploy scripts run.py
 	$(PY) -m pytest $(ARGS)
 
@@ -73,8 +76,9 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.app
 	touch $@
 
 # PyTorch (CPU build) and onnx, for training and its tests only: the app never imports them.
-# Where pip offers only PyTorch's CUDA build (Python 3.12 and 3.13 here: 2.75 GB) it is left
-# out and the training tests are skipped, unless TORCH=pypi (scripts/install-train.sh).
+# Where pip offers only PyTorch's CUDA build (Python 3.12 and 3.13 here: 2.75 GB) PyTorch is
+# left out (onnx still comes) and the training tests are skipped, unless TORCH=pypi
+# (scripts/install-train.sh).
 TORCH ?=
 $(VENV)/.train: requirements-train.txt $(VENV)/.app
 	@rc=0; scripts/install-train.sh $(PY) "$(TORCH)" || rc=$$?; \
