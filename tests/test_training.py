@@ -11,19 +11,22 @@ import json
 import numpy as np
 import pytest
 
+from emocare.training import votes
 from emocare.training.data import index, load
 from emocare.vision import build_analyzer
+from emocare.vision.types import EMOTIONS
 
 torch = pytest.importorskip("torch", reason="training needs PyTorch (requirements-train.txt)")
 
 
 @pytest.fixture(scope="module")
-def small_set(tmp_path_factory, validation_sample):
+def small_set(tmp_path_factory, validation_sample, expressions):
     root = tmp_path_factory.mktemp("faces")
     for label, path in validation_sample:
         source = path.parts[-3]
         (root / source / label).mkdir(parents=True, exist_ok=True)
         (root / source / label / path.name).symlink_to(path)
+    (root / votes.VOTES_FILE).symlink_to(expressions / votes.VOTES_FILE)
     return root
 
 
@@ -165,3 +168,80 @@ def test_one_network_learns_from_the_shipped_model_as_teacher(small_set, tmp_pat
 
 def taught_side(model) -> int:
     return int(json.loads(model.with_suffix(".json").read_text())["input"]["side"])
+
+
+def test_the_votes_say_what_ten_annotators_said(expressions):
+    """The README's figures, from the file itself: majorities and their agreement with FER2013."""
+    paths, labels, sources, _is_val = index(expressions)
+    counts = votes.read(expressions, paths)
+    has = counts[:, 0] >= 0
+    assert has.sum() == 26_782 and set(sources[has].tolist()) == {"fer2013_train"}
+    majority = votes.majority(counts[has])
+    clear = majority >= 0
+    assert clear.sum() == 23_408
+    assert (majority[clear] == labels[has][clear]).mean() == pytest.approx(0.679, abs=0.001)
+    # relaxed faces filed as sad: the largest disagreement
+    sad, neutral = EMOTIONS.index("sad"), EMOTIONS.index("neutral")
+    assert ((labels[has] == sad) & (majority == neutral)).sum() == 2_036
+
+
+def test_votes_become_soft_targets_after_single_votes_are_dropped():
+    rows = np.array(
+        [
+            [2, 0, 0, 1, 7, 0, 0, 0, 0, 0],  # neutral 2, sad 1 (dropped), anger 7
+            [0, 0, 3, 0, 2, 3, 1, 0, 1, 0],  # no majority: surprise 3, anger 2, disgust 3
+            [0, 0, 0, 0, 0, 0, 0, 0, 2, 8],  # not a face
+            [-1] * 10,  # no votes (another source)
+        ]
+    )
+    soft = votes.distribution(rows)
+    angry, neutral = EMOTIONS.index("angry"), EMOTIONS.index("neutral")
+    assert soft[0, angry] == pytest.approx(7 / 9) and soft[0, neutral] == pytest.approx(2 / 9)
+    assert soft[0].sum() == pytest.approx(1.0) and soft[1].sum() == pytest.approx(1.0)
+    assert np.isnan(soft[2]).all() and np.isnan(soft[3]).all()
+    assert votes.majority(rows).tolist() == [angry, -1, -1, -1]
+    labels = np.array([angry, angry, EMOTIONS.index("happy"), EMOTIONS.index("sad")])
+    targets = votes.targets(labels, rows)
+    assert targets[0] == pytest.approx(soft[0]) and targets[2].sum() == 0  # never drawn
+    assert targets[3].argmax() == EMOTIONS.index("sad") and targets[3].sum() == 1  # its label
+    assert votes.reference_labels(labels, rows).tolist() == [angry, -1, -1, EMOTIONS.index("sad")]
+
+
+def test_fine_tuning_on_the_votes_starts_from_the_shipped_model(small_set, tmp_path):
+    """Members come out of the int8 graph as float networks that agree with it, and fine-tuning
+    changes only the blocks it is asked to: the first ones stay exactly as they started."""
+    from emocare.training.train import Recipe, build_network, members_of, predict_logits, resolve_precision, train
+    from emocare.vision.emocare_backend import default_model_path, network_logits, open_session
+
+    shipped = default_model_path()
+    recipe = Recipe(
+        epochs=1,
+        batch=16,
+        max_lr=0.002,
+        precision=resolve_precision("auto"),
+        targets="votes",
+        frozen_norm=True,
+        frozen_blocks=2,
+    )
+    starts = members_of(shipped, recipe)
+    assert len(starts) == json.loads(shipped.with_suffix(".json").read_text())["recipe"]["members"]
+    dataset = load(small_set, tmp_path / "crops.npz")
+    nets = []
+    for state in starts:
+        net = build_network(recipe)
+        net.load_state_dict(state)
+        nets.append(net)
+    ours = np.mean([predict_logits(n, dataset.images, recipe.side, tta=False) for n in nets], axis=0)
+    theirs = network_logits(open_session(shipped), dataset.images, recipe.side, tta=False)
+    assert (ours.argmax(axis=1) == theirs.argmax(axis=1)).mean() >= 0.97  # int8 rounding aside
+
+    card = train(small_set, tmp_path / "tuned", recipe, members=1, start=shipped, cache=tmp_path / "crops.npz")
+    assert card["fine_tuned_from"]["model"] == shipped.name and card["recipe"]["targets"] == "votes"
+    assert "fer2013_ferplus" in card["validation"]
+    # from the shipped weights, not from scratch: far above chance after one tiny epoch
+    assert card["validation_float"]["all"]["balanced"] >= 0.5
+    tuned = torch.load(tmp_path / "tuned" / "member-0" / "checkpoint.pt", weights_only=False)["net"]
+    first_blocks = [k for k in starts[0] if int(k.split(".")[0]) < 14]
+    last_blocks = [k for k in starts[0] if int(k.split(".")[0]) >= 14 and k.endswith("weight")]
+    assert all(torch.equal(tuned[k], starts[0][k]) for k in first_blocks)
+    assert any(not torch.equal(tuned[k], starts[0][k]) for k in last_blocks)

@@ -73,7 +73,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.clips:
         report = evaluate_clips(directory, args.backend, per_class=args.per_class, tta=args.tta, **options)
     else:
-        report = evaluate(directory, args.backend, args.tta, **options)
+        try:
+            report = evaluate(
+                directory,
+                args.backend,
+                args.tta,
+                calibration=Path(args.calibration) if args.calibration else None,
+                person_pattern=args.person_pattern,
+                votes=Path(args.votes) if args.votes else None,
+                **options,
+            )
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(report))
         return 0
@@ -90,6 +102,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     else:
         print(f"{report['ms_per_image']} ms per image")
+    if "calibrated_images" in report:
+        print(
+            f"corrected by the person's relaxed face: {report['calibrated_images']} of {report['n']} images"
+            f" ({report['calibration_people']} people in the calibration folder)"
+        )
     print("per-class recall: " + ", ".join(f"{k} {v:.0%}" for k, v in report["per_class"].items()))
     header = "truth \\ predicted".ljust(18) + "".join(label[:8].rjust(9) for label in [*EMOTIONS, "no face"])
     print(header)
@@ -176,10 +193,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         precision=resolve_precision(args.precision),
         live_share=args.live_share,
         distil=args.distil if args.teacher else 0.0,
+        targets=args.targets,
+        **({"max_lr": args.max_lr} if args.max_lr else {}),
+        frozen_norm=bool(args.fine_tune),
+        frozen_blocks=args.frozen_blocks,
     )
     export = Path(args.export) if args.export else None
     extend = Path(args.extend) if args.extend else None
     teacher = Path(args.teacher) if args.teacher else None
+    start = Path(args.fine_tune) if args.fine_tune else None
     card = train(
         data,
         Path(args.out),
@@ -189,6 +211,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         export=export,
         extend=extend,
         teacher=teacher,
+        start=start,
     )
     for source, figures in card["validation"].items():
         print(f"{source:>14}: top-1 {figures['top1']:.1%}  balanced {figures['balanced']:.1%}  (n={figures['n']})")
@@ -246,6 +269,24 @@ def build_parser() -> argparse.ArgumentParser:
     model_file(p)
     p.add_argument("--clips", action="store_true", help="steady 5-second clips through the live smoothing")
     p.add_argument("--per-class", type=int, default=None, help="--clips: at most this many images a label")
+    p.add_argument(
+        "--calibration",
+        metavar="CAL_DIR",
+        default=None,
+        help="relaxed faces: each image is corrected by its person's others (never by itself)",
+    )
+    p.add_argument(
+        "--person-pattern",
+        metavar="REGEX",
+        default=None,
+        help="with --calibration: the first group of REGEX on a file name names its person",
+    )
+    p.add_argument(
+        "--votes",
+        metavar="VOTES.tsv",
+        default=None,
+        help="FER+ votes by file name (fer2013_train_ferplus.tsv's columns): score against their majority",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
@@ -300,6 +341,24 @@ def build_parser() -> argparse.ArgumentParser:
         " --members 1, one network near its accuracy at a fraction of its cost",
     )
     p.add_argument("--distil", type=float, default=0.7, help="with --teacher: the share of the loss it teaches")
+    p.add_argument(
+        "--targets",
+        choices=("votes", "labels"),
+        default="votes",
+        help="votes: FER2013 faces learn their ten FER+ annotators' vote distribution (the shipped model);"
+        " labels: every face its folder's label (the first model)",
+    )
+    p.add_argument(
+        "--fine-tune",
+        metavar="MODEL.onnx",
+        default=None,
+        help="start each network from this exported model's member of the same index (batch norm frozen),"
+        " instead of from random weights: with a few epochs and a small --max-lr",
+    )
+    p.add_argument("--max-lr", type=float, default=None, help="the one-cycle schedule's peak (default 0.1)")
+    p.add_argument(
+        "--frozen-blocks", type=int, default=0, help="leading convolution blocks kept as they start (fine-tuning)"
+    )
     p.add_argument(
         "--recalibrate",
         metavar="MODEL.onnx",

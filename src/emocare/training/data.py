@@ -34,6 +34,7 @@ import numpy as np
 from ..vision.emocare_backend import model_crop, to_crop_side
 from ..vision.samples import camera_frame
 from ..vision.types import CROP_MAX_SIDE, EMOTIONS
+from . import votes as votes_module
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,22 @@ class Dataset:
     framing: np.ndarray
     #: the crop as the live path makes it when the image is shown to a camera (``live_crop``)
     live: np.ndarray
+    #: the ten FER+ vote counts of FER2013 faces (``votes.COLUMNS``), -1 for other images:
+    #: read from the votes file at each load, never cached with the crops
+    votes: np.ndarray
 
     def subset(self, mask: np.ndarray) -> Dataset:
         return Dataset(*(getattr(self, name)[mask] for name in self.__dataclass_fields__))
+
+    @property
+    def reference(self) -> np.ndarray:
+        """The label each face is scored against: the FER+ majority for FER2013 faces with votes
+        (-1 where ten annotators reach none), the folder's label for the others."""
+        return votes_module.reference_labels(self.labels, self.votes)
+
+
+#: What the crops cache keeps: everything but the votes, which come from their own file.
+CROP_FIELDS = ("images", "labels", "sources", "paths", "is_val", "framing", "live")
 
 
 def subject_of(source: str, filename: str) -> str | None:
@@ -112,9 +126,10 @@ def load(data_dir: Path, cache: Path | None = None) -> Dataset:
     """
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as saved:
-            if set(Dataset.__dataclass_fields__) <= set(saved.files):
+            if set(CROP_FIELDS) <= set(saved.files):
                 log.info("crops read from %s", cache)
-                return Dataset(**{name: saved[name] for name in Dataset.__dataclass_fields__})
+                cached = {name: saved[name] for name in CROP_FIELDS}
+                return Dataset(**cached, votes=votes_module.read(data_dir, cached["paths"]))
         log.info("%s was made by an older version: cropping again", cache)
     from ..vision import build_detector
 
@@ -135,10 +150,11 @@ def load(data_dir: Path, cache: Path | None = None) -> Dataset:
         is_val=is_val,
         framing=np.array(framing),
         live=np.stack(live),
+        votes=votes_module.read(data_dir, paths),
     )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, **{name: getattr(dataset, name) for name in Dataset.__dataclass_fields__})
+        np.savez(cache, **{name: getattr(dataset, name) for name in CROP_FIELDS})
     return dataset
 
 
