@@ -14,15 +14,20 @@ when the label shown at its end is right; the per-frame majority is reported bes
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .training import votes as votes_module
 from .vision import EMOTIONS, build_analyzer
 from .vision.metrics import confusion_matrix, summary
+from .vision.reference import Baseline, corrected_scores
 from .vision.samples import camera_frame, jittered
 from .vision.smoothing import SmoothingConfig, count_flips
 from .vision.tracking import FaceTracker
@@ -70,21 +75,104 @@ def _report(analyzer, matrix: np.ndarray, **extra) -> dict:
     }
 
 
-def evaluate(directory: Path, backend: str = "emocare", tta: bool | None = None, **options) -> dict:
-    """Accuracy of ``backend`` on DIR/<label>/<images>; every image counts, no face is wrong."""
+def evaluate(
+    directory: Path,
+    backend: str = "emocare",
+    tta: bool | None = None,
+    calibration: Path | None = None,
+    person_pattern: str | None = None,
+    votes: Path | None = None,
+    **options,
+) -> dict:
+    """Accuracy of ``backend`` on DIR/<label>/<images>; every image counts, no face is wrong.
+
+    ``calibration``: a folder of relaxed faces; an image whose person (the first group of
+    ``person_pattern`` on its file name) has some there is scored corrected by that person's
+    baseline (``vision.reference``), made of their calibration images other than itself
+    (compared by bytes). ``votes``: a file of FER+ votes (``training.votes``); an image it
+    names (by file name) is scored against the ten annotators' majority instead of its
+    folder, and left out where they reach none.
+    """
     analyzer = build_analyzer(backend, tta=tta, **options)
-    truth, predicted, times = [], [], []
+    references = None
+    if calibration is not None:
+        references = PersonalReferences.collect(analyzer, calibration, person_pattern)
+    majority = {} if votes is None else votes_module.majority_by_name(votes)
+    truth, predicted, times, corrected = [], [], [], 0
     for label_index, path in labelled_images(directory):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        data = path.read_bytes()
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if image is None:
+            continue
+        label_index = majority.get(path.name, label_index)
+        if label_index < 0:  # the annotators reach no majority on it
             continue
         started = time.perf_counter()
         scores = scores_of(analyzer, image)
         times.append((time.perf_counter() - started) * 1000)
+        if scores is not None and references is not None:
+            fixed = references.correct(path.name, data, scores)
+            corrected += fixed is not None
+            scores = fixed or scores
         truth.append(label_index)
         predicted.append(len(EMOTIONS) if scores is None else EMOTIONS.index(max(scores, key=scores.get)))
     matrix = confusion_matrix(np.array(truth, int), np.array(predicted, int))
-    return _report(analyzer, matrix, ms_per_image=round(float(np.mean(times)), 2) if times else None)
+    extra = {} if references is None else {"calibrated_images": corrected, "calibration_people": references.people}
+    if votes is not None:
+        extra["scored_against_votes"] = sum(1 for _, p in labelled_images(directory) if p.name in majority)
+    return _report(analyzer, matrix, ms_per_image=round(float(np.mean(times)), 2) if times else None, **extra)
+
+
+@dataclass
+class PersonalReferences:
+    """Each person's relaxed faces as the model scored them, by the bytes of each image."""
+
+    pattern: re.Pattern
+    population: np.ndarray
+    #: person -> [(SHA-256 of the image's bytes, its scores in EMOTIONS order)]
+    faces: dict[str, list[tuple[str, np.ndarray]]]
+
+    @property
+    def people(self) -> int:
+        return len(self.faces)
+
+    @classmethod
+    def collect(cls, analyzer, folder: Path, pattern: str | None) -> PersonalReferences:
+        if not pattern:
+            raise ValueError("--calibration needs --person-pattern: which part of a file name names the person")
+        compiled = re.compile(pattern)
+        if compiled.groups < 1:
+            raise ValueError(f"--person-pattern {pattern!r} has no group: its first group names the person")
+        card = getattr(getattr(analyzer, "classifier", None), "card", None)
+        population = getattr(card, "relaxed_mean_log", None)
+        if population is None:
+            raise ValueError(f"{analyzer.name}: its model card has no relaxed reference (EmoCare's model has)")
+        if not folder.is_dir():
+            raise ValueError(f"{folder} is not a folder of relaxed faces")
+        faces: dict[str, list[tuple[str, np.ndarray]]] = {}
+        for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+            person = cls._person(compiled, path.name)
+            data = path.read_bytes()
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            scores = None if person is None or image is None else scores_of(analyzer, image)
+            if scores is not None:
+                row = np.array([scores[e] for e in EMOTIONS])
+                faces.setdefault(person, []).append((hashlib.sha256(data).hexdigest(), row))
+        return cls(compiled, population, faces)
+
+    @staticmethod
+    def _person(pattern: re.Pattern, name: str) -> str | None:
+        match = pattern.search(name)
+        return match.group(1) if match else None
+
+    def correct(self, name: str, data: bytes, scores: dict[str, float]) -> dict[str, float] | None:
+        """The scores corrected by the person's other relaxed faces; None where they have none."""
+        person = self._person(self.pattern, name)
+        digest = hashlib.sha256(data).hexdigest()
+        others = [row for d, row in self.faces.get(person, []) if d != digest] if person is not None else []
+        if not others:
+            return None
+        return corrected_scores(scores, Baseline.of(np.stack(others)).offset(self.population))
 
 
 def steady_clip(image: np.ndarray, rng: np.random.Generator, seconds: float = 5.0, fps: float = 10.0):

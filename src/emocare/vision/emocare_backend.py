@@ -63,6 +63,9 @@ class ModelCard:
     care_thresholds: dict[str, float]
     #: whether the calibration was fitted with flip averaging (and so the model runs with it)
     flip: bool = True
+    #: the mean log-scores of relaxed faces on validation photos: what a person's own relaxed
+    #: face is compared with (``reference.Baseline.offset``); None on a card without it
+    relaxed_mean_log: np.ndarray | None = None
 
     @classmethod
     def read(cls, path: Path, flip: bool | None = None) -> ModelCard:
@@ -88,6 +91,11 @@ class ModelCard:
                 margin=float(card["input"].get("margin", CROP_MARGIN)),
                 care_thresholds={k: float(v) for k, v in care.get("thresholds", {}).items()},
                 flip=chosen if flip is None else flip,
+                relaxed_mean_log=(
+                    np.array(calibration["relaxed_mean_log"], dtype=np.float64)
+                    if "relaxed_mean_log" in calibration
+                    else None
+                ),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelUnavailable(f"EmoCare model card {path} is missing or unreadable: {exc}") from exc
