@@ -128,6 +128,18 @@ class CareSession:
         with self._lock:
             self.policy.prefs = Preferences()
 
+    @property
+    def baseline(self) -> dict | None:
+        """The person's relaxed-face baseline (``Preferences.baseline``), if they calibrated."""
+        return self.policy.prefs.baseline
+
+    def set_baseline(self, baseline: dict | None) -> None:
+        """Keep (or, with None, forget) the baseline, with the profile's preferences."""
+        with self._lock:
+            self.policy.prefs.baseline = baseline
+        if self.profile is not None:
+            self.engine.store.save(self.profile, self.policy.prefs)
+
     def feedback(self, action_id: str, verdict: str, t: float) -> CareAction:
         action = self.policy.feedback(action_id, verdict, t)
         if self.profile is not None:

@@ -17,6 +17,8 @@ import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..vision.reference import Baseline
+
 log = logging.getLogger(__name__)
 
 PROFILE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -41,6 +43,10 @@ class Preferences:
     #: Extra confidence an emotion needs before it triggers care (raised by "not how I feel").
     threshold_boost: dict[str, float] = field(default_factory=dict)
     feedback_count: int = 0
+    #: The person's relaxed face as the model saw it when they calibrated: mean log-scores with
+    #: their spread and the number of frames (``vision.reference.Baseline.to_dict``), plus
+    #: ``model``, the model it was measured with. Never a picture. None until they calibrate.
+    baseline: dict | None = None
 
     def kind_weight(self, kind: str) -> float:
         return self.kind_weights.get(kind, 1.0)
@@ -84,7 +90,22 @@ def from_json(data) -> Preferences:
         message_weights=_weights(data.get("message_weights", {})),
         threshold_boost=_weights(data.get("threshold_boost", {})),
         feedback_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
+        baseline=_baseline(data.get("baseline")),
     )
+
+
+def _baseline(value) -> dict | None:
+    """A stored baseline as :class:`Baseline` checks it, or None (a damaged one is dropped)."""
+    if value is None:
+        return None
+    try:
+        model = value["model"]
+        if not isinstance(model, str) or not model:
+            raise ValueError("no model named")
+        return {**Baseline.from_dict(value).to_dict(), "model": model}
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("a stored baseline was dropped: %s", exc)
+        return None
 
 
 class PreferenceStore:

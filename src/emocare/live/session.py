@@ -10,15 +10,21 @@ smoothing, care timing and the history can be tested without sleeping.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..history import HistorySession
 from ..vision import FrameError
+from ..vision.reference import Baseline, corrected_scores
 from ..vision.tracking import FaceTracker, TrackedFace
+from ..vision.types import Face
+from .calibration import DURATION_S, Calibration, CalibrationRefused
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import LiveService
@@ -80,6 +86,8 @@ class LiveSession:
     #: True once the page has sent its settings (``configure``): only then is anything recorded,
     #: so a person who switched the history off is never recorded for a moment first.
     configured: bool = False
+    #: The relaxed-face calibration in progress, if the person started one (``calibrate``).
+    calibrating: Calibration | None = None
     counters: Counters = field(default_factory=Counters)
     closed: bool = False
     _frames: TokenBucket = field(default_factory=lambda: TokenBucket(FRAME_BURST, FRAME_RATE), repr=False)
@@ -121,7 +129,8 @@ class LiveSession:
         try:
             vision.check(frame)  # bad frames are answered at once, not queued behind inference
             analysis = svc.offload(vision.analyze_bytes, frame)
-            tracked = self.tracker.update(analysis.faces, now, (analysis.width, analysis.height))
+            faces, calibration = self._personal(analysis.faces, vision, now)
+            tracked = self.tracker.update(faces, now, (analysis.width, analysis.height))
             ok = True
         except FrameError as exc:
             return [("error", {**exc.to_dict(), "seq": seq})]
@@ -132,11 +141,83 @@ class LiveSession:
             self._end(ok)
         result = {"seq": seq, "ts": int(now * 1000), **analysis.to_dict()}
         result["faces"] = [face.to_dict() for face in tracked]
-        events: list[Event] = [("result", result)]
+        events: list[Event] = [("result", result), *calibration]
         primary = next((face for face in tracked if face.primary), None)
         self._record(primary, analysis.backend, now)
         events += self._care(primary, now)
         return events
+
+    # --- the person's own relaxed face -----------------------------------------------------------
+
+    def _personal(self, faces: list[Face], vision, now: float) -> tuple[list[Face], list[Event]]:
+        """A calibration's frames collected (as the model scored them), then the faces' scores
+        corrected by the person's baseline, before tracking, smoothing, care and history."""
+        events: list[Event] = []
+        with self._lock:
+            run = self.calibrating
+            if run is not None:
+                run.add(faces)
+                if run.done(now):
+                    self.calibrating = None
+        if run is not None:
+            if run.done(now):
+                events.append(("calibration", self._finish_calibration(run, vision)))
+            else:
+                events.append(("calibration", {"state": "running", "progress": round(run.progress(now), 3)}))
+        offset = self._offset(vision)
+        if offset is None or not faces:
+            return faces, events
+        return [dataclasses.replace(f, scores=corrected_scores(f.scores, offset)) for f in faces], events
+
+    def _offset(self, vision) -> np.ndarray | None:
+        """How far this person's relaxed face sits from the population's, for this model."""
+        stored = self.care.baseline if self.care is not None else None
+        reference = vision.relaxed_reference
+        if stored is None or reference is None or stored.get("model") != vision.model_id:
+            return None
+        return Baseline.from_dict(stored).offset(reference)
+
+    def _finish_calibration(self, run: Calibration, vision) -> dict:
+        try:
+            baseline = run.result()
+        except CalibrationRefused as refused:
+            return {"state": "refused", "code": refused.code, "message": refused.message}
+        if self.care is None or vision.model_id is None:  # switched away meanwhile
+            return {"state": "refused", "code": "unsupported", "message": UNSUPPORTED}
+        self.care.set_baseline({**baseline.to_dict(), "model": vision.model_id})
+        return {"state": "done", "frames": baseline.count}
+
+    def calibrate(self, payload: object, now: float) -> list[Event]:
+        """``{"action": "start" | "cancel" | "reset"}``: the relaxed-face step (docs/protocol.md).
+
+        ``start`` listens to the next ``DURATION_S`` seconds of frames (``calibration``
+        events give its progress, then ``done`` or ``refused`` with a reason); ``reset``
+        forgets the baseline. Kept with the care preferences, so only where care is on.
+        """
+        action = payload.get("action") if isinstance(payload, dict) else None
+        if self.closed:
+            return [("error", GONE)]
+        if action not in ("start", "cancel", "reset"):
+            return [("error", {"code": "bad_calibration", "message": "calibrate takes {action: start|cancel|reset}."})]
+        if self.care is None:
+            return [("error", {"code": "bad_calibration", "message": "Care is off on this server: nothing to keep."})]
+        with self._lock:
+            self.calibrating = None
+        if action == "cancel":
+            return [("calibration", {"state": "cancelled"})]
+        if action == "reset":
+            self.care.set_baseline(None)
+            return [("calibration", {"state": "reset"})]
+        vision = self.service.visions.get(self.backend)
+        if vision.model_id is None:
+            return [("calibration", {"state": "refused", "code": "unsupported", "message": UNSUPPORTED})]
+        with self._lock:
+            self.calibrating = Calibration(started=now)
+        return [("calibration", {"state": "running", "progress": 0.0, "duration_s": DURATION_S})]
+
+    def calibrated(self) -> bool:
+        """Whether this person's baseline applies to the model now in use."""
+        return self._offset(self.service.visions.get(self.backend)) is not None
 
     def _record(self, primary: TrackedFace | None, backend: str, now: float) -> None:
         history = self.history
@@ -231,6 +312,7 @@ class LiveSession:
             "backend": self.backend or self.service.visions.default,
             "locale": care.locale if care is not None else self.service.default_locale,
             "has_profile": self.profile is not None,
+            "calibrated": self.calibrated(),
             "settings": settings,
             "clamped": clamped,
         }
@@ -401,6 +483,7 @@ BYTES_LIMITED = f"More than {BYTE_RATE:,.0f} bytes of frames a second: frames ar
 FLOODED = "Frames kept coming far faster than allowed: the connection is closed for 30 s."
 GARBAGE_FLOOD = "Unreadable messages kept coming: the connection is closed for 30 s."
 BUSY_MESSAGE = "One frame at a time: wait for the previous result."
+UNSUPPORTED = "Only EmoCare's own model can be calibrated: choose it in the settings."
 
 
 @dataclass

@@ -8,6 +8,7 @@ fixed set of worker threads, so only a few analyzers ever exist.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -43,6 +44,11 @@ class VisionService:
         self.backend = ""
         self.notice: str | None = None
         self.warm_up_ms: float | None = None
+        #: The population's relaxed face in this model's log-scores (its card's), against which
+        #: a person's own is measured (``reference``); None for models without one (fer, DeepFace).
+        self.relaxed_reference: np.ndarray | None = None
+        #: Which model that reference belongs to: a baseline made with another model is not used.
+        self.model_id: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -56,6 +62,12 @@ class VisionService:
             self._local.analyzer = analyzer
             self.backend = analyzer.name
             self.notice = getattr(analyzer, "notice", None)
+            classifier = getattr(analyzer, "classifier", None)
+            reference = getattr(getattr(classifier, "card", None), "relaxed_mean_log", None)
+            if reference is not None:
+                self.relaxed_reference = reference
+                # the reference differs from one model (and way of running it) to another
+                self.model_id = hashlib.sha256(np.asarray(reference, "<f8").tobytes()).hexdigest()[:16]
             log.debug("built a %s analyzer for thread %s", analyzer.name, threading.current_thread().name)
         return analyzer
 

@@ -120,6 +120,15 @@ def on_care_feedback(payload=None, *extra):
     _emit_all([("error", GONE)] if session is None else session.feedback(payload, live.clock()))
 
 
+@socketio.on("calibrate")
+def on_calibrate(payload=None, *extra):
+    """The relaxed-face step: ``{"action": "start" | "cancel" | "reset"}``."""
+    if _extra("calibrate", extra):
+        return
+    live, session = _session()
+    _emit_all([("error", GONE)] if session is None else session.calibrate(payload, live.clock()))
+
+
 _BAD_SEQ = object()
 
 

@@ -93,7 +93,11 @@ def session_json(session_id: str):
 @bp.get("/export.json")
 def export_json():
     profile = current_profile()
-    body = json.dumps(_store().export(profile), ensure_ascii=False, indent=1)
+    data = _store().export(profile)
+    care = services(current_app).live.care
+    if care is not None:  # kept with the care preferences, exported with the history
+        data["calibration"] = care.store.load(profile).baseline
+    body = json.dumps(data, ensure_ascii=False, indent=1)
     return Response(
         body,
         mimetype="application/json",
