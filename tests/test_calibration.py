@@ -161,6 +161,24 @@ def test_deleting_my_data_removes_the_baseline(live, clock, poser, tmp_path):
     assert session.in_force()["calibrated"] is False
 
 
+def test_not_how_i_feel_is_shown_in_the_settings_and_reset_with_one_click(live, clock, poser, tmp_path):
+    session = live.live.open("page-4", profile="lin")
+    list(session.configure({}, clock()))
+    cards = [p for n, p in run(session, clock, poser["sad"][0], 5) if n == "care"]
+    assert cards and cards[0]["emotion"] == "sad"
+    bad = session.feedback({"id": cards[0]["id"], "verdict": "not_me", "felt": 3}, clock())
+    assert bad[0][1]["code"] == "bad_feedback"
+    [(name, answer)] = session.feedback({"id": cards[0]["id"], "verdict": "not_me", "felt": "neutral"}, clock())
+    assert (name, answer["ok"]) == ("care_feedback", True)
+    learned = session.in_force()["learned"]
+    assert learned == {"sad": pytest.approx(0.1)}
+    assert PreferenceStore(tmp_path / "instance" / "profiles").load("lin").threshold_boost == {"sad": 0.1}
+    [*_, (name, settings)] = session.configure({"forget_learned": True}, clock())
+    assert name == "configured" and settings["learned"] == {}
+    assert PreferenceStore(tmp_path / "instance" / "profiles").load("lin").threshold_boost == {}
+    assert session.configure({"forget_learned": "yes"}, clock()).__next__()[1]["code"] == "bad_settings"
+
+
 def test_evaluate_corrects_each_image_by_its_persons_other_relaxed_faces(expressions, tmp_path):
     """``emocare evaluate --calibration``: leave-one-out by bytes, people by the pattern."""
     from emocare.cli import main

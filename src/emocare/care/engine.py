@@ -128,6 +128,17 @@ class CareSession:
         with self._lock:
             self.policy.prefs = Preferences()
 
+    def learned(self, t: float) -> dict[str, float]:
+        """What "not how I feel" taught, by emotion, as it stands at ``t`` (the settings show it)."""
+        return self.policy.prefs.learned(t)
+
+    def forget_learned(self) -> None:
+        """The settings' one-click reset of what "not how I feel" taught."""
+        with self._lock:
+            self.policy.prefs.forget_learned()
+        if self.profile is not None:
+            self.engine.store.save(self.profile, self.policy.prefs)
+
     @property
     def baseline(self) -> dict | None:
         """The person's relaxed-face baseline (``Preferences.baseline``), if they calibrated."""
@@ -140,8 +151,8 @@ class CareSession:
         if self.profile is not None:
             self.engine.store.save(self.profile, self.policy.prefs)
 
-    def feedback(self, action_id: str, verdict: str, t: float) -> CareAction:
-        action = self.policy.feedback(action_id, verdict, t)
+    def feedback(self, action_id: str, verdict: str, t: float, felt: str | None = None) -> CareAction:
+        action = self.policy.feedback(action_id, verdict, t, felt)
         if self.profile is not None:
             self.engine.store.save(self.profile, self.policy.prefs)
         return action

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..vision.types import EMOTIONS
 from .content import CareContent
 from .preferences import Preferences
 
@@ -63,6 +64,8 @@ class PolicyConfig:
     positive_chance: float = 0.5
     neutral_checkin_s: float = 1800.0
     checkin_cooldown_s: float = 3600.0
+    #: A mood shown this long is answered whatever feedback taught (``CarePolicy.observe``).
+    lasting_s: float = 120.0
 
 
 @dataclass
@@ -116,11 +119,21 @@ class CarePolicy:
     # --- the stream ------------------------------------------------------------------------
 
     def threshold_for(self, emotion: str) -> float:
+        """The confidence at which a mood counts, before what feedback taught (``learned_for``)."""
         base = self.config.thresholds.get(emotion, self.config.threshold)
-        return min(0.9, max(0.2, base + self.config.threshold_shift)) + self.prefs.threshold_boost.get(emotion, 0.0)
+        return min(0.9, max(0.2, base + self.config.threshold_shift))
+
+    def learned_for(self, emotion: str, t: float) -> float:
+        """The extra confidence "that's not how I feel" asks of ``emotion`` now (fading)."""
+        return self.prefs.boost(emotion, t)
 
     def observe(self, label: str | None, confidence: float, t: float) -> CareAction | None:
-        """Fold in one smoothed mood; return an action when one is due."""
+        """Fold in one smoothed mood; return an action when one is due.
+
+        What feedback taught asks for a clearer mood before care answers it, but only for the
+        first ``lasting_s``: a mood that has shown that long is answered whatever was learned,
+        so that no number of "not how I feel" can silence a person who stays sad.
+        """
         with self._lock:
             if label is None or confidence < self.threshold_for(label):
                 self._run_label = None
@@ -128,6 +141,8 @@ class CarePolicy:
             if label != self._run_label:
                 self._run_label, self._run_start = label, t
             held = t - self._run_start
+            if confidence < self.threshold_for(label) + self.learned_for(label, t) and held < self.config.lasting_s:
+                return None
             if label in NEGATIVE:
                 # the episode lasts while the mood shows, not only while cards are shown:
                 # with a long cooldown, escalation must still happen
@@ -235,16 +250,23 @@ class CarePolicy:
 
     # --- feedback --------------------------------------------------------------------------
 
-    def feedback(self, action_id: str, verdict: str, t: float) -> CareAction:
-        """Learn from a person's answer to a care card; raises KeyError/ValueError if unknown."""
+    def feedback(self, action_id: str, verdict: str, t: float, felt: str | None = None) -> CareAction:
+        """Learn from a person's answer to a care card; raises KeyError/ValueError if unknown.
+
+        ``felt``: with "not_me", the expression the person says they feel instead (optional).
+        """
         if verdict not in FEEDBACK:
             raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}")
+        if felt is not None and (verdict != "not_me" or felt not in EMOTIONS):
+            raise ValueError(f"felt goes with not_me and is one of {', '.join(EMOTIONS)}")
         with self._lock:
             action = next((a for a in reversed(self.history) if a.id == action_id), None)
             if action is None:
                 raise KeyError(f"no care action {action_id!r} in this session")
             if action.feedback is not None:
                 raise ValueError(f"care action {action_id!r} was already answered")
+            if felt == action.emotion:
+                raise ValueError(f"felt names the card's own emotion ({felt}): that is not 'not how I feel'")
             action.feedback = verdict
             prefs = self.prefs
             prefs.feedback_count += 1
@@ -260,7 +282,8 @@ class CarePolicy:
                 self._snoozed_until = t + self.config.snooze_s
             else:  # "that's not how I feel": the face was misread; ask for more before acting
                 prefs.scale_message(action.message_id, 0.7)
-                prefs.boost_threshold(action.emotion, 0.1)
+                # a calm person misread learns more than a distressed one whose mood was misnamed
+                prefs.boost_threshold(action.emotion, 0.05 if felt in NEGATIVE else 0.1, t)
                 self._episode_level, self._episode_helped = 0, False
                 self._run_label = None
             return action

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 PROFILE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 WEIGHT_MIN, WEIGHT_MAX = 0.1, 5.0
+#: "That's not how I feel" asks for clearer signs of that mood before care answers it: at most
+#: this much more confidence, halving every ``BOOST_HALF_LIFE_S`` (a week) after the last
+#: answer, so that what a person said once fades rather than mutes a mood for ever.
+BOOST_MAX, BOOST_HALF_LIFE_S = 0.3, 7 * 24 * 3600.0
 
 
 def checked_profile(profile: str) -> str:
@@ -40,8 +44,10 @@ def _clamp(value: float, low: float, high: float) -> float:
 class Preferences:
     kind_weights: dict[str, float] = field(default_factory=dict)
     message_weights: dict[str, float] = field(default_factory=dict)
-    #: Extra confidence an emotion needs before it triggers care (raised by "not how I feel").
+    #: Extra confidence an emotion needs before it triggers care (raised by "not how I feel"),
+    #: as it was at ``boost_at`` (seconds since the epoch); it fades from there (``boost``).
     threshold_boost: dict[str, float] = field(default_factory=dict)
+    boost_at: dict[str, float] = field(default_factory=dict)
     feedback_count: int = 0
     #: The person's relaxed face as the model saw it when they calibrated: mean log-scores with
     #: their spread and the number of frames (``vision.reference.Baseline.to_dict``), plus
@@ -60,8 +66,23 @@ class Preferences:
     def scale_message(self, message_id: str, factor: float) -> None:
         self.message_weights[message_id] = _clamp(self.message_weight(message_id) * factor, WEIGHT_MIN, WEIGHT_MAX)
 
-    def boost_threshold(self, emotion: str, amount: float) -> None:
-        self.threshold_boost[emotion] = _clamp(self.threshold_boost.get(emotion, 0.0) + amount, 0.0, 0.4)
+    def boost(self, emotion: str, now: float) -> float:
+        """The extra confidence ``emotion`` needs now: what was learned, faded since."""
+        amount = self.threshold_boost.get(emotion, 0.0)
+        since = max(0.0, now - self.boost_at.get(emotion, now))
+        return amount * 0.5 ** (since / BOOST_HALF_LIFE_S)
+
+    def boost_threshold(self, emotion: str, amount: float, now: float) -> None:
+        self.threshold_boost[emotion] = _clamp(self.boost(emotion, now) + amount, 0.0, BOOST_MAX)
+        self.boost_at[emotion] = now
+
+    def learned(self, now: float) -> dict[str, float]:
+        """What "not how I feel" has taught, by emotion, as it stands now (for the settings)."""
+        return {e: round(b, 3) for e in sorted(self.threshold_boost) if (b := self.boost(e, now)) >= 0.005}
+
+    def forget_learned(self) -> None:
+        self.threshold_boost.clear()
+        self.boost_at.clear()
 
 
 def _weights(value) -> dict[str, float]:
@@ -88,7 +109,8 @@ def from_json(data) -> Preferences:
     return Preferences(
         kind_weights=_weights(data.get("kind_weights", {})),
         message_weights=_weights(data.get("message_weights", {})),
-        threshold_boost=_weights(data.get("threshold_boost", {})),
+        threshold_boost={k: _clamp(v, 0.0, BOOST_MAX) for k, v in _weights(data.get("threshold_boost", {})).items()},
+        boost_at=_weights(data.get("boost_at", {})),
         feedback_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
         baseline=_baseline(data.get("baseline")),
     )

@@ -313,6 +313,7 @@ class LiveSession:
             "locale": care.locale if care is not None else self.service.default_locale,
             "has_profile": self.profile is not None,
             "calibrated": self.calibrated(),
+            "learned": care.learned(self.service.clock()) if care is not None else {},
             "settings": settings,
             "clamped": clamped,
         }
@@ -328,8 +329,13 @@ class LiveSession:
         keep = (settings or {}).get("history", self.keep_history)
         if not isinstance(keep, bool):
             raise ValueError("setting 'history' must be true or false")
+        forget = payload.get("forget_learned", False)
+        if not isinstance(forget, bool):
+            raise ValueError("forget_learned must be true or false")
         if self.care is not None and (locale or settings is not None):
             self.care.configure(locale=locale, settings=settings)
+        if forget and self.care is not None:
+            self.care.forget_learned()
         self.keep_history = keep
         self.configured = True
         self._follow_profile(now)
@@ -379,12 +385,16 @@ class LiveSession:
         yield "status", svc.status(backend)
 
     def feedback(self, payload: object, now: float) -> list[Event]:
-        """``{"id": "care-12", "verdict": "helpful" | "not_now" | "not_me"}`` for a care card, once."""
+        """``{"id": "care-12", "verdict": "helpful" | "not_now" | "not_me"}`` for a care card, once;
+        with "not_me", optionally ``"felt"``: the expression the person feels instead."""
         payload = payload if isinstance(payload, dict) else {}
         try:
             if self.closed or self.care is None:
                 raise KeyError("care is off")
-            action = self.care.feedback(str(payload.get("id")), payload.get("verdict"), now)
+            felt = payload.get("felt")
+            if felt is not None and not isinstance(felt, str):
+                raise ValueError("felt must be the name of an expression")
+            action = self.care.feedback(str(payload.get("id")), payload.get("verdict"), now, felt)
         except (KeyError, ValueError, TypeError) as exc:
             return [("error", {"code": "bad_feedback", "message": str(exc).strip("'\"")})]
         if self.history is not None:
