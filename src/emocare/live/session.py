@@ -23,7 +23,8 @@ from ..history import HistorySession
 from ..vision import FrameError
 from ..vision.reference import Baseline, corrected_scores
 from ..vision.tracking import FaceTracker, TrackedFace
-from ..vision.types import Face
+from ..vision.types import Analysis, Face
+from . import scores as scores_module
 from .calibration import DURATION_S, Calibration, CalibrationRefused
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,15 +111,9 @@ class LiveSession:
         the previous one is still being analysed is dropped, ``busy``), so a flood costs the
         flooder and nobody else.
         """
-        if self.closed:
-            return [("error", {**GONE, "seq": seq})]
-        over = self._over_budget(frame, now)
-        if over is not None:
-            if self._flooding(now):
-                return self._cut_off({**RATE_LIMITED, "seq": seq, "message": FLOODED}, now)
-            if self._should_notify_busy(now):
-                return [("error", {**RATE_LIMITED, "seq": seq, "message": over})]
-            return []
+        refused = self._refused(frame, seq, now)
+        if refused is not None:
+            return refused
         if not self._try_begin():
             if self._should_notify_busy(now):
                 return [("error", {"code": "busy", "seq": seq, "message": BUSY_MESSAGE})]
@@ -129,8 +124,6 @@ class LiveSession:
         try:
             vision.check(frame)  # bad frames are answered at once, not queued behind inference
             analysis = svc.offload(vision.analyze_bytes, frame)
-            faces, calibration = self._personal(analysis.faces, vision, now)
-            tracked = self.tracker.update(faces, now, (analysis.width, analysis.height))
             ok = True
         except FrameError as exc:
             return [("error", {**exc.to_dict(), "seq": seq})]
@@ -139,6 +132,41 @@ class LiveSession:
             return [("error", {"code": "internal", "seq": seq, "message": "The frame could not be analysed."})]
         finally:
             self._end(ok)
+        return self._follow(analysis, vision, seq, now)
+
+    def observe(self, payload: object, now: float) -> list[Event]:
+        """Boxes and scores from a page that analysed its own frame (``scores``,
+        ``live.scores``): no picture, and from here the same path as a frame the server
+        analysed (the person's calibration, tracking, smoothing, history and care), within the
+        same budget of messages a second and the same cut-off for a flood."""
+        seq = payload.get("seq") if isinstance(payload, dict) else None
+        refused = self._refused(b"", seq, now)
+        if refused is not None:
+            return refused
+        try:
+            device = scores_module.parse(payload)
+        except scores_module.ScoresError as exc:
+            with self._lock:  # a stream of bad messages is a flood like any other
+                self.counters.errors += 1
+                self._refusals.append(now)
+            if self._flooding(now):
+                return self._cut_off({**exc.to_dict(), "seq": seq, "message": FLOODED}, now)
+            return [("error", {**exc.to_dict(), "seq": seq})]
+        with self._lock:
+            self.counters.frames += 1
+        vision = self.service.visions.get("emocare")  # the model the page runs
+        analysis = Analysis(device.faces, device.width, device.height, backend="emocare", extra={"analysis": "device"})
+        return self._follow(analysis, vision, seq, now)
+
+    def _follow(self, analysis: Analysis, vision, seq: int | None, now: float) -> list[Event]:
+        """An analysed frame (here or on the page) through calibration, tracking, smoothing,
+        history and care; the events for the page: ``result``, then any others."""
+        try:
+            faces, calibration = self._personal(analysis.faces, vision, now)
+            tracked = self.tracker.update(faces, now, (analysis.width, analysis.height))
+        except Exception:
+            log.exception("following the faces of a frame failed")
+            return [("error", {"code": "internal", "seq": seq, "message": "The frame could not be analysed."})]
         result = {"seq": seq, "ts": int(now * 1000), **analysis.to_dict()}
         result["faces"] = [face.to_dict() for face in tracked]
         events: list[Event] = [("result", result), *calibration]
@@ -146,6 +174,19 @@ class LiveSession:
         self._record(primary, analysis.backend, now)
         events += self._care(primary, now)
         return events
+
+    def _refused(self, frame: object, seq: int | None, now: float) -> list[Event] | None:
+        """The answer to a message over this connection's budgets (or closed), else None."""
+        if self.closed:
+            return [("error", {**GONE, "seq": seq})]
+        over = self._over_budget(frame, now)
+        if over is None:
+            return None
+        if self._flooding(now):
+            return self._cut_off({**RATE_LIMITED, "seq": seq, "message": FLOODED}, now)
+        if self._should_notify_busy(now):
+            return [("error", {**RATE_LIMITED, "seq": seq, "message": over})]
+        return []
 
     # --- the person's own relaxed face -----------------------------------------------------------
 

@@ -120,6 +120,20 @@ def on_care_feedback(payload=None, *extra):
     _emit_all([("error", GONE)] if session is None else session.feedback(payload, live.clock()))
 
 
+@socketio.on("scores")
+def on_scores(payload=None, *extra):
+    """A page that analysed its own frame: ``{"seq", "width", "height", "faces": [{"box",
+    "scores"}]}``, boxes and scores only (docs/protocol.md)."""
+    if _extra("scores", extra):
+        return
+    seq = _seq_of(payload)
+    if seq is _BAD_SEQ:
+        emit("error", {"code": "bad_seq", "message": f"seq must be an integer from 0 to {MAX_SEQ}."})
+        return
+    live, session = _session()
+    _emit_all([("error", {**GONE, "seq": seq})] if session is None else session.observe(payload, live.clock()))
+
+
 @socketio.on("calibrate")
 def on_calibrate(payload=None, *extra):
     """The relaxed-face step: ``{"action": "start" | "cancel" | "reset"}``."""
@@ -136,10 +150,16 @@ def _unpack(payload) -> tuple[object, object]:
     """``(seq, image)``; ``seq`` is None when absent and ``_BAD_SEQ`` when it is no frame number."""
     if not isinstance(payload, dict):
         return None, payload
-    seq = payload.get("seq")
+    seq = _seq_of(payload)
+    return seq, None if seq is _BAD_SEQ else payload.get("image")
+
+
+def _seq_of(payload) -> object:
+    """A message's ``seq``: None when absent, ``_BAD_SEQ`` when it is no frame number."""
+    seq = payload.get("seq") if isinstance(payload, dict) else None
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ):
-        return _BAD_SEQ, None
-    return seq, payload.get("image")
+        return _BAD_SEQ
+    return seq
 
 
 def guard_transport(app) -> None:

@@ -1,0 +1,156 @@
+"""The ``scores`` event: a page that analysed its own frame sends boxes and scores, never a
+picture, and the server takes them through the same session path as a frame (calibration,
+tracking, smoothing, history, care); every field of it is checked. The scores sent here are
+the Python analyzer's on real validation faces: what the page's port computes to the digit
+(tests/test_device_parity.py)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import pytest
+
+from emocare.vision import build_analyzer
+from emocare.vision.samples import camera_frame
+from emocare.vision.types import EMOTIONS
+
+from .conftest import close_app, make_app, page_of
+
+
+@pytest.fixture
+def device_app(tmp_path, clock):
+    app = make_app(tmp_path, CLOCK=clock, CARE_SUSTAIN_S=1.0)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture(scope="module")
+def analysed(validation_sample) -> dict[str, dict]:
+    """Per mood, the message a page would send for the first validation photo read as it."""
+    analyzer = build_analyzer("emocare")
+    chosen: dict[str, dict] = {}
+    for label, path in validation_sample:
+        image = cv2.imread(str(path))
+        if label in chosen or path.parts[-3] == "fer2013_train" or image is None:
+            continue
+        frame = cv2.resize(camera_frame(image), (320, 240), interpolation=cv2.INTER_AREA)
+        faces = analyzer.analyze(frame)
+        if len(faces) == 1 and faces[0].dominant == label:
+            face = faces[0]
+            chosen[label] = {
+                "width": 320,
+                "height": 240,
+                "faces": [{"box": list(face.box), "scores": [face.scores[e] for e in EMOTIONS]}],
+            }
+    return chosen
+
+
+def send(sio, message: dict, seconds: float, clock, fps: float = 10.0) -> list[dict]:
+    received = []
+    for seq in range(round(seconds * fps)):
+        sio.emit("scores", {**message, "seq": seq})
+        received += sio.get_received()
+        clock.advance(1 / fps)
+    return received
+
+
+def named(received, name):
+    return [m["args"][0] for m in received if m["name"] == name]
+
+
+def test_scores_from_the_page_get_results_care_and_history(device_app, clock, analysed):
+    _client, sio = page_of(device_app, "mei")
+    sio.emit("configure", {"locale": "en"})
+    sio.get_received()
+    received = send(sio, analysed["sad"], 5, clock)
+    results = named(received, "result")
+    assert [r["seq"] for r in results] == list(range(50))
+    assert results[-1]["analysis"] == "device" and results[-1]["faces"][0]["label"] == "sad"
+    [card, *_] = named(received, "care")
+    assert card["emotion"] == "sad"
+    sio.disconnect()
+    services = device_app.extensions["emocare"]
+    services.history.flush()
+    samples = services.history.store.export("mei")["samples"]
+    assert len(samples) >= 4 and {s["emotion"] for s in samples} == {"sad"}
+    # a calm face, sent the same way, gets no card
+    _client, calm = page_of(device_app, "kai")
+    calm.get_received()
+    assert named(send(calm, analysed["neutral"], 8, clock), "care") == []
+
+
+def test_the_relaxed_face_step_works_on_scores_too(device_app, clock, analysed):
+    _client, sio = page_of(device_app, "lin")
+    sio.emit("configure", {})
+    sio.emit("calibrate", {"action": "start"})
+    sio.get_received()
+    states = named(send(sio, analysed["neutral"], 5.5, clock), "calibration")
+    assert states[-1]["state"] == "done"
+    sio.emit("configure", {})
+    [settings] = named(sio.get_received(), "configured")
+    assert settings["calibrated"] is True
+
+
+def face(**changes) -> dict:
+    base = {"box": [100, 60, 90, 90], "scores": [0.1, 0.05, 0.05, 0.1, 0.5, 0.1, 0.1]}
+    return {**base, **changes}
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("not an object", "bad_scores"),
+        ({"width": 320, "height": 240}, "bad_scores"),
+        ({"width": 320, "height": 240, "faces": [], "image": b"\xff\xd8"}, "bad_scores"),
+        ({"width": 10**9, "height": 240, "faces": []}, "bad_scores"),
+        ({"width": 320.5, "height": 240, "faces": []}, "bad_scores"),
+        ({"width": 320, "height": 240, "faces": "x"}, "bad_scores"),
+        ({"width": 320, "height": 240, "faces": [face()] * 9}, "too_many_faces"),
+        ({"width": 320, "height": 240, "faces": [{"box": [1, 2, 3, 4]}]}, "bad_scores"),
+        ({"width": 320, "height": 240, "faces": [face(box=[1, 2, 3])]}, "bad_box"),
+        ({"width": 320, "height": 240, "faces": [face(box=[0, 0, 0, 50])]}, "bad_box"),
+        ({"width": 320, "height": 240, "faces": [face(box=[5000, 0, 50, 50])]}, "bad_box"),
+        ({"width": 320, "height": 240, "faces": [face(box=[1, 2, "3", 4])]}, "bad_box"),
+        ({"width": 320, "height": 240, "faces": [face(scores=[0.5] * 7)]}, "bad_score_values"),
+        ({"width": 320, "height": 240, "faces": [face(scores=[1.0] + [0.0] * 5)]}, "bad_score_values"),
+        ({"width": 320, "height": 240, "faces": [face(scores=[-0.1, 1.1] + [0.0] * 5)]}, "bad_score_values"),
+        ({"width": 320, "height": 240, "faces": [face(scores=[True] + [0.0] * 6)]}, "bad_score_values"),
+    ],
+)
+def test_a_bad_scores_message_gets_one_clear_error_to_that_page_only(device_app, analysed, message, code):
+    _client, sio = page_of(device_app, "mei")
+    _other_client, other = page_of(device_app, "kai")
+    sio.get_received()
+    other.get_received()
+    sio.emit("scores", message)
+    received = sio.get_received()
+    assert [(m["name"], m["args"][0]["code"]) for m in received] == [("error", code)]
+    assert received[0]["args"][0]["message"]
+    other.emit("scores", {**analysed["happy"], "seq": 1})
+    [result] = named(other.get_received(), "result")
+    assert result["faces"][0]["label"] == "happy"
+
+
+def test_non_finite_numbers_never_reach_the_smoothing(device_app, analysed):
+    """JSON has no NaN, but a client's encoder may send one: it is refused, not averaged."""
+    _client, sio = page_of(device_app, "mei")
+    sio.get_received()
+    for value in (math.nan, math.inf):
+        bad = {"width": 320, "height": 240, "faces": [face(scores=[value] + [0.0] * 6)]}
+        sio.emit("scores", bad)
+        [error] = named(sio.get_received(), "error")
+        assert error["code"] == "bad_score_values"
+    sio.emit("scores", {**analysed["sad"], "seq": 2})
+    [result] = named(sio.get_received(), "result")
+    assert all(math.isfinite(v) for v in result["faces"][0]["scores"].values())
+
+
+def test_a_flood_of_scores_is_cut_off_like_a_flood_of_frames(device_app, analysed):
+    _client, sio = page_of(device_app, "mei")
+    sio.get_received()
+    for seq in range(200):  # the fake clock stands still: 200 messages in no time
+        sio.emit("scores", {**analysed["happy"], "seq": seq})
+        if not sio.is_connected():
+            break
+    assert not sio.is_connected()
