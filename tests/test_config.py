@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import stat
 
+import pytest
+
 from emocare import config as config_module
 
 from .conftest import close_app, make_app
@@ -66,3 +68,15 @@ def test_importing_the_config_reads_no_environment(monkeypatch):
     module = importlib.reload(config_module)
     assert module.Config.ANALYZER == "emocare"
     assert module.Config.SECRET_KEY is None
+
+
+def test_the_analysis_mode_comes_from_the_environment_and_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOCARE_ANALYSIS", "device")
+    app = make_app(tmp_path)
+    try:
+        assert app.config["ANALYSIS"] == "device"
+    finally:
+        close_app(app)
+    monkeypatch.setenv("EMOCARE_ANALYSIS", "cloud")
+    with pytest.raises(ValueError, match="ANALYSIS must be one of server, device"):
+        make_app(tmp_path / "other")

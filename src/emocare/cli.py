@@ -159,6 +159,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "DATABASE_URL": args.database_url,
         "INFERENCE_WORKERS": args.workers,
         "PROXY_HOPS": args.proxy_hops,
+        "ANALYSIS": args.analysis,
     }
     overrides = {name: value for name, value in chosen.items() if value is not None}
     serve(args.host, args.port, server, args.config, args.threads, overrides=overrides)
@@ -243,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", metavar="URL", help="the history database (postgresql+psycopg://…)")
     p.add_argument("--workers", type=int, help="inference worker threads, each with its own model (default 2)")
     p.add_argument("--proxy-hops", type=int, help="proxies in front that set X-Forwarded-For (nginx: 1)")
+    p.add_argument(
+        "--analysis",
+        choices=("server", "device"),
+        help="where pages analyse frames by default: on this server, or on the device (only scores are sent)",
+    )
     p.set_defaults(func=cmd_serve)
 
     def flip(p):

@@ -30,6 +30,10 @@ class Config:
     #: "emocare" (default: our own model, docs/model-card.md), "fer" (fer's bundled model) or
     #: "deepface" (falls back to fer without its weights).
     ANALYZER = "emocare"
+    #: Where the page's frames are analysed by default: "server" (the page sends frames) or
+    #: "device" (the page runs the model itself and sends only scores: docs/device.md). A
+    #: person may switch in the settings; a page that cannot run the model falls back.
+    ANALYSIS = "server"
     #: EmoCare's ONNX model (its card is the .json beside it); None: the one in the package.
     MODEL_PATH = None
     #: Where DeepFace keeps .deepface/weights; None means the instance folder's deepface/.

@@ -125,6 +125,10 @@ def services(app: Flask) -> Services:
     return app.extensions["emocare"]
 
 
+#: Where frames are analysed (config ``ANALYSIS``): on the server, or in the page itself.
+ANALYSIS_MODES = ("server", "device")
+
+
 def init_web(app: Flask) -> None:
     # Handlers must be registered before the first init_app: Flask-SocketIO only remembers
     # (and re-binds to later apps) the handlers that were declared while it had no server.
@@ -134,6 +138,8 @@ def init_web(app: Flask) -> None:
     from .history import bp as history_bp
     from .main import bp as main_bp
 
+    if app.config["ANALYSIS"] not in ANALYSIS_MODES:
+        raise ValueError(f"ANALYSIS must be one of {', '.join(ANALYSIS_MODES)}, not {app.config['ANALYSIS']!r}")
     socketio.init_app(
         app,
         message_queue=app.config["MESSAGE_QUEUE"],

@@ -12,7 +12,7 @@ bp = Blueprint("main", __name__)
 
 @bp.get("/")
 def index():
-    return render_template("index.html")
+    return render_template("index.html", analysis=current_app.config["ANALYSIS"])
 
 
 @bp.get("/help")
