@@ -107,12 +107,12 @@ def test_a_broken_model_file_falls_back_to_fer_naming_the_file(tmp_path, caplog,
 
 def test_steady_clips_keep_the_accuracy_of_the_per_frame_majority(sample_dir):
     """On 28 clips one clip is 3.6 points: one clip of slack here; the 210-clip measurement in
-    docs/model-card.md has the smoothed label at least as right as the per-frame majority."""
+    docs/experiments.md has the smoothed label at least as right as the per-frame majority."""
     clips = evaluate_clips(sample_dir, "emocare", per_class=4)
     assert clips["clips"] == 28
     assert clips["top1"] >= clips["majority_top1"] - 1 / 28 - 1e-9
     # a classifier stuck on one class gets 4 of these 28 right; the shipped model 20, the
-    # two-network model it replaced 19 (on 210 clips: 58.1% both, docs/model-card.md)
+    # two-network model it replaced 19 (on 210 clips: 58.1% both, docs/experiments.md)
     assert clips["top1"] >= 18 / 28 - 1e-9
     assert clips["flips_per_s"] <= 0.1
 

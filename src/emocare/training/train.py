@@ -1,6 +1,6 @@
 """Train, calibrate and export EmoCare's expression network (``python -m emocare train``).
 
-The recipe, and why (figures in docs/model-card.md):
+The recipe, and why (figures in docs/experiments.md):
 - a VGG-style network (four blocks of two 3×3 convolutions with batch norm) on 48×48 grey
   crops: FER2013's own resolution; in bfloat16 about 370 to 650 images/s of training on two CPU
   cores (depending on the CPU's BF16 speed), so one network of 60 epochs takes 45 to 80 minutes;
@@ -71,7 +71,7 @@ class Recipe:
     #: Share of each batch's face crops (FER2013, CK+) drawn as the live path frames them when
     #: they are shown to a camera (``data.live_crop``) rather than whole: both framings are met,
     #: the first by ``emocare evaluate`` and held-out crops, the second by clips and the page.
-    #: 0 in the shipped model's recipe; not yet trained with (docs/model-card.md).
+    #: 0 in the shipped model's recipe; not yet trained with (docs/experiments.md).
     live_share: float = 0.0
     #: Share of the loss taken from a teacher's scores (``train(teacher=…)``) rather than the
     #: labels: 0 trains on the labels alone, as the networks of an ensemble are trained. A
@@ -230,7 +230,7 @@ def train(
     ``teacher``: an exported model whose scores, with ``recipe.distil``, the networks learn
     from beside the labels (``teacher_logits``), to have one network come near the teacher's
     accuracy at a fraction of its cost. Measured with the shipped three as teacher: 1.5 points
-    of balanced accuracy under them, so not shipped (docs/model-card.md).
+    of balanced accuracy under them, so not shipped (docs/experiments.md).
 
     ``start``: an exported model whose members the networks start from (fine-tuning: member
     k from its member k, ``members_of``), with a recipe of ``frozen_norm`` and a smaller
@@ -675,7 +675,7 @@ def quantise(source: Path, target: Path, train_crops: np.ndarray, side: int) -> 
     """Static int8 quantisation (weights per channel), calibrated on 256 fixed training crops.
 
     Measured here: three times faster than float32 on one core, the same validation accuracy
-    to a tenth of a point (docs/model-card.md).
+    to a tenth of a point (docs/experiments.md).
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 

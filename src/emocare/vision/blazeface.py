@@ -183,7 +183,7 @@ class BlazeFaceCascade:
     two together found 96.6% of the faces against 94.8% (the cascade run on the whole frame),
     and muxspace photos without a face found fell from 12 to 5 of 1,052. Of 504 frames cut
     from pictures with no face, the BlazeFace models alone take 34 for faces and the second
-    opinion adds 7 (docs/model-card.md). It runs only when no face is sure, and only around
+    opinion adds 7 (docs/experiments.md). It runs only when no face is sure, and only around
     the weak candidates.
     """
 
