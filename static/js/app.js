@@ -288,6 +288,7 @@
     state.running = true;
     stopBtn.disabled = false;
     consentCard.classList.add("collapsed"); // consent given: keep the buttons, fold the text
+    document.dispatchEvent(new CustomEvent("emocare:started"));
     if (!state.socket) {
       await ensureProfile();
       state.socket = connect();
