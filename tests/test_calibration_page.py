@@ -108,6 +108,7 @@ def test_calibrating_on_a_relaxed_face_keeps_care_for_the_sad_one(poser, server,
         page.locator("#settings summary").click()
         assert page.locator("#calib-again").inner_text() == "Calibrate again"
         assert page.locator("#calib-forget").is_visible()
+        page.locator("#calib-settings").screenshot(path=str(ARTIFACTS / "calibration-settings-en.png"))
 
     # the same person, another relaxed photo, a new browser session: no offer, no care for 30 s
     with chromium(make_video(tmp_path, other_relaxed, "other-relaxed"), profile) as context:
