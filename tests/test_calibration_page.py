@@ -204,3 +204,24 @@ def test_the_step_in_chinese_offered_once_refused_with_its_reason_and_cancelled(
     assert page.locator("#calib-state").inner_text() == "尚未校准。"
     assert page.locator("#status").get_attribute("data-state") == "live"  # the stream went on throughout
     assert errors == []
+
+
+def test_delete_all_my_data_forgets_the_calibration_and_the_step_is_offered_again(poser, server, tmp_path):
+    with chromium(make_video(tmp_path, poser["neutral"][0], "relaxed"), tmp_path / "profile") as context:
+        page = context.new_page()
+        start_camera(page, server.url + "/?lang=en")
+        page.wait_for_selector('#calib[data-step="offer"]', timeout=30_000)
+        page.locator("#calib-start").click()
+        page.wait_for_selector('#calib[data-step="done"]', timeout=15_000)
+        assert page.locator("#calib-state").get_attribute("data-calibrated") == "true"
+        page.locator("#stop").click()
+
+        page.goto(server.url + "/history/?lang=en")
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.locator("#delete-all").click()
+        page.wait_for_selector("#deleted-notice", timeout=10_000)
+        assert page.evaluate("localStorage.getItem('emocare.calibration')") is None
+
+        start_camera(page, server.url + "/?lang=en")
+        page.wait_for_selector('#calib[data-step="offer"]', timeout=30_000)  # as to someone new
+        assert page.locator("#calib-state").text_content() == "Not calibrated."

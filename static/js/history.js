@@ -11,6 +11,9 @@
       if (!window.confirm(deleteForm.dataset.confirm)) event.preventDefault();
     });
   }
+  // everything was deleted, the relaxed-face baseline too: the live page may offer the step
+  // again, as to someone new (it remembered here that it had been declined or done)
+  if (document.getElementById("deleted-notice")) localStorage.removeItem("emocare.calibration");
   const summaries = JSON.parse(document.getElementById("summaries").textContent);
   const lang = document.documentElement.lang;
   const EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
