@@ -33,6 +33,7 @@
   let live = false; // a result has arrived since the camera started: frames are flowing
   let duration = 5;
   let closeTimer = null;
+  let messageTimer = null;
 
   // --- the card ------------------------------------------------------------------------------
 
@@ -46,6 +47,7 @@
   function show(next, message) {
     step = next;
     clearTimeout(closeTimer);
+    clearTimeout(messageTimer);
     card.dataset.step = next;
     card.hidden = !next;
     $("calib-why").hidden = next !== "offer";
@@ -53,7 +55,7 @@
     for (const [name, button] of Object.entries(buttons)) button.hidden = !(SHOWN[next] || []).includes(name);
     // the live region is written after the card is shown, so screen readers announce it
     $("calib-message").textContent = "";
-    if (message) setTimeout(() => ($("calib-message").textContent = message), 50);
+    if (message) messageTimer = setTimeout(() => ($("calib-message").textContent = message), 50);
     renderSettings();
   }
 
