@@ -204,3 +204,9 @@ def test_what_is_not_weights_is_refused(tmp_path, weights_server, name, reason):
     with pytest.raises(BackendUnavailable, match=reason):
         ensure_weights(tmp_path, urls=[f"{weights_server}/{name}"], clock=Clock())
     assert list(weights_path(tmp_path).parent.iterdir()) == []
+
+
+def test_a_mirror_named_in_the_environment_replaces_deepfaces_sources(tmp_path, monkeypatch, weights_server, dead_url):
+    monkeypatch.setenv("EMOCARE_DEEPFACE_WEIGHTS_URLS", f"{dead_url} {weights_server}/{backend.WEIGHTS_FILE}")
+    assert backend.weights_sources() == [dead_url, f"{weights_server}/{backend.WEIGHTS_FILE}"]
+    assert ensure_weights(tmp_path, clock=Clock()).is_file()

@@ -3,15 +3,15 @@
 DeepFace needs its weights (``facial_expression_model_weights.h5``, about 6 MB) in
 ``$DEEPFACE_HOME/.deepface/weights``. When the file is absent, the first use fetches it from
 DeepFace's own source URLs (``deepface.models.demography.tf.Emotion.WEIGHTS_URL``, tried in
-order), as DeepFace itself would, but within a bounded wait (``DOWNLOAD_TIMEOUT_S``, or the
-``EMOCARE_DEEPFACE_DOWNLOAD_S`` environment variable), with its progress in the log, into a
-``.part`` file that becomes the weights only once it is whole and an HDF5 file. DeepFace's own
-download (gdown) has no overall deadline, writes straight into the final path, and reports
-progress only on stderr. Where no source answers (offline) or the wait runs out, this backend
-refuses to start with a message saying where to put the file, and ``build_analyzer`` falls back
-to fer; nothing crashes. A failure is remembered for ``RETRY_AFTER_S`` within a process (other
-worker threads do not wait again); a later start tries again. TensorFlow is imported only here,
-only when this backend is chosen.
+order; ``EMOCARE_DEEPFACE_WEIGHTS_URLS`` names others), as DeepFace itself would, but within a
+bounded wait (``DOWNLOAD_TIMEOUT_S``, or the ``EMOCARE_DEEPFACE_DOWNLOAD_S`` environment
+variable), with its progress in the log, into a ``.part`` file that becomes the weights only
+once it is whole and an HDF5 file. DeepFace's own download (gdown) has no overall deadline,
+writes straight into the final path, and reports progress only on stderr. Where no source
+answers (offline) or the wait runs out, this backend refuses to start with a message saying
+where to put the file, and ``build_analyzer`` falls back to fer; nothing crashes. A failure is
+remembered for ``RETRY_AFTER_S`` within a process (other worker threads do not wait again); a
+later start tries again. TensorFlow is imported only here, only when this backend is chosen.
 
 Faces are found with EmoCare's own detector by default (``detector_backend="emocare"``: each
 crop then goes through ``DeepFace.analyze(detector_backend="skip")``, about 20 ms a face); any
@@ -64,7 +64,12 @@ def weights_path(deepface_home: str | os.PathLike) -> Path:
 
 
 def weights_sources() -> list[str]:
-    """DeepFace's own source URLs for its emotion weights, in the order DeepFace tries them."""
+    """Where the emotion weights are fetched from: ``EMOCARE_DEEPFACE_WEIGHTS_URLS`` (URLs separated
+    by spaces: a mirror, or none reachable for a test) when set, otherwise DeepFace's own source
+    URLs, in the order DeepFace tries them."""
+    override = os.environ.get("EMOCARE_DEEPFACE_WEIGHTS_URLS", "").split()
+    if override:
+        return override
     from deepface.models.demography.tf import Emotion
 
     urls = Emotion.WEIGHTS_URL
