@@ -236,3 +236,27 @@ def test_a_steady_calm_face_gets_no_care(held_faces, care_server, tmp_path, emot
         else:
             assert (card.get_attribute("data-kind"), card.get_attribute("data-emotion")) == ("encourage", "happy")
         assert page.locator("#dominant").get_attribute("data-emotion") == emotion
+
+
+def test_not_how_i_feel_asks_how_you_feel_and_the_settings_say_what_it_taught(browser, start_server):
+    """ "That's not how I feel" offers an optional "I feel …" (never the card's own mood); the
+    settings then say in plain words what was learned, and one click forgets it."""
+    server = start_server("gunicorn", EMOCARE_ANALYZER="scripted")
+    page = browser.new_page()
+    start_camera(page, server.url + "/?lang=en")
+    page.wait_for_selector("#care:not([hidden])", timeout=20_000)
+    emotion = page.locator("#care").get_attribute("data-emotion")
+    page.locator('#care-feedback button[data-verdict="not_me"]').click()
+    page.wait_for_selector("#care-felt:not([hidden])")
+    assert page.locator(f'#care-felt button[data-felt="{emotion}"]').is_hidden()
+    page.locator('#care-felt button[data-felt="neutral"]').click()
+    page.wait_for_selector('#care[data-feedback="not_me"]', timeout=5_000)
+    page.locator("#settings summary").click()
+    page.wait_for_selector(f'#learned-list li[data-emotion="{emotion}"]', timeout=5_000)
+    said = page.locator("#learned-list li").inner_text()
+    assert "EmoCare has learned" in said and "a little" in said
+    assert page.locator("#learned-lasting").is_visible()
+    page.locator("#learned-settings").screenshot(path=str(ARTIFACTS / "learned-settings.png"))
+    page.locator("#learned-reset").click()
+    page.wait_for_selector("#learned-none:not([hidden])", timeout=5_000)
+    assert page.locator("#learned-list li").count() == 0

@@ -1,6 +1,8 @@
 """Page routes: the live page and the help page in both languages, and the health check."""
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +111,15 @@ def test_a_page_of_an_older_version_keeps_its_profile(client):
     assert "HttpOnly" in answer.headers["Set-Cookie"]
     client.set_cookie("emocare_profile", "../../etc")  # malformed: a new one
     assert re.match(r"emocare_profile=p-[0-9a-f]{24};", client.post("/profile").headers["Set-Cookie"])
+
+
+def test_every_interface_string_is_in_both_languages():
+    """The page's strings (the relaxed-face step and what "not how I feel" taught among them)
+    exist in English and in Chinese, and the Chinese ones are written in Chinese."""
+    folder = Path(__file__).resolve().parents[1] / "src" / "emocare" / "web" / "translations"
+    en = json.loads((folder / "en.json").read_text(encoding="utf-8"))
+    zh = json.loads((folder / "zh-CN.json").read_text(encoding="utf-8"))
+    assert set(en) == set(zh)
+    for key in [k for k in en if k.startswith(("learned.", "care.felt", "calib."))]:
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in zh[key]), f"{key} is not in Chinese: {zh[key]!r}"
+        assert en[key].count("{emotion}") == (1 if key in ("learned.a_little", "learned.more") else 0)

@@ -191,6 +191,7 @@
     card.dataset.emotion = care.emotion;
     card.dataset.feedback = "";
     $("care-feedback").hidden = false;
+    $("care-felt").hidden = true;
     document.querySelectorAll("#care-feedback button").forEach((button) => (button.disabled = false));
     // show the card first, then write into its live region, so screen readers announce it
     card.hidden = false;
@@ -310,18 +311,58 @@
     hideCard();
   });
 
+  function answer(verdict, felt) {
+    if (!current || !socket || card.dataset.feedback === "sent") return;
+    card.dataset.feedback = "sent"; // one answer per card
+    document.querySelectorAll("#care-feedback button, #care-felt button").forEach((b) => (b.disabled = true));
+    $("care-felt").hidden = true;
+    const message = { id: current.id, verdict: verdict };
+    if (felt) message.felt = felt;
+    socket.emit("care_feedback", message);
+    if (verdict !== "helpful") {
+      pending = null; // "not now" means nothing else now, either
+      stopAudio();
+    }
+  }
+
   document.querySelectorAll("#care-feedback button").forEach((button) =>
     button.addEventListener("click", () => {
       if (!current || !socket || card.dataset.feedback) return;
-      card.dataset.feedback = "sent"; // one answer per card
-      document.querySelectorAll("#care-feedback button").forEach((b) => (b.disabled = true));
-      socket.emit("care_feedback", { id: current.id, verdict: button.dataset.verdict });
-      if (button.dataset.verdict !== "helpful") {
-        pending = null; // "not now" means nothing else now, either
-        stopAudio();
-      }
+      if (button.dataset.verdict !== "not_me") return answer(button.dataset.verdict);
+      // "that's not how I feel": an optional "I feel …" first (never the card's own mood)
+      card.dataset.feedback = "choosing";
+      document.querySelectorAll("#care-felt button").forEach((b) => {
+        b.disabled = false;
+        b.hidden = b.dataset.felt === current.emotion;
+      });
+      $("care-felt").hidden = false;
+      $("care-felt").querySelector("button:not([hidden])").focus();
     })
   );
+  document.querySelectorAll("#care-felt button").forEach((button) =>
+    button.addEventListener("click", () => answer("not_me", button.dataset.felt))
+  );
+
+  // --- what "that's not how I feel" taught, in the settings ----------------------------------
+
+  function showLearned(learned) {
+    const list = $("learned-list");
+    list.replaceChildren();
+    const emotions = Object.keys(learned || {});
+    emotions.forEach((emotion) => {
+      const item = document.createElement("li");
+      const key = learned[emotion] < 0.15 ? "learned.a_little" : "learned.more";
+      item.textContent = t(key).replaceAll("{emotion}", t("emotion." + emotion));
+      item.dataset.emotion = emotion;
+      list.append(item);
+    });
+    $("learned-none").hidden = emotions.length > 0;
+    $("learned-lasting").hidden = emotions.length === 0;
+    $("learned-reset").hidden = emotions.length === 0;
+  }
+  $("learned-reset").addEventListener("click", () => {
+    if (socket && socket.connected) socket.emit("configure", { forget_learned: true });
+  });
 
   musicAudio.addEventListener("ended", showPending);
   musicAudio.addEventListener("pause", () => setTimeout(showPending, 3000));
@@ -342,6 +383,8 @@
       $("care-feedback").hidden = true;
       card.dataset.feedback = ack.verdict;
       if (ack.verdict !== "helpful") setTimeout(hideCard, 1500);
+      if (ack.verdict === "not_me") sendConfig(); // the settings show what it taught
     });
+    sock.on("configured", (settings) => showLearned(settings.learned));
   });
 })();
