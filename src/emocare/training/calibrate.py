@@ -19,16 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..vision.metrics import class_balanced_weights, confusion_matrix, expected_calibration_error, summary
+from ..vision.metrics import class_balanced_weights, confusion_matrix, expected_calibration_error, softmax, summary
 
 #: How far below the best balanced accuracy a bias may be and still be chosen for calibration.
 BALANCED_TOLERANCE = 0.005
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def balanced(logits: np.ndarray, truth: np.ndarray) -> float:

@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from ..vision.emocare_backend import CROP_MARGIN, CROP_SIDE, cpu_flags
-from ..vision.metrics import confusion_matrix, summary
+from ..vision.metrics import confusion_matrix, softmax, summary
 from ..vision.types import EMOTIONS
 from . import data as data_module
 from . import votes as votes_module
 from .augment import augment, resize
-from .calibrate import calibrate, softmax
+from .calibrate import calibrate
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from .fer_backend import Detector, FerAnalyzer, square_crop
+from .metrics import softmax
 from .types import EMOTIONS, Face
 
 log = logging.getLogger(__name__)
@@ -196,9 +197,7 @@ class EmoCareClassifier:
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities: the card's bias and temperature, then softmax."""
-        logits = (logits + self.card.bias) / self.card.temperature
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return shifted / shifted.sum(axis=-1, keepdims=True)
+        return softmax((logits + self.card.bias) / self.card.temperature)
 
     def classify_crop(self, crop: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for a grey face crop of any size."""

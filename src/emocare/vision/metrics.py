@@ -13,6 +13,12 @@ import numpy as np
 from .types import EMOTIONS
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits along the last axis (shifted by the maximum, so no overflow)."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, classes: int = len(EMOTIONS)) -> np.ndarray:
     """Rows: true class; columns: predicted class (an extra column where predicted == classes)."""
     matrix = np.zeros((classes, classes + 1), dtype=int)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .metrics import softmax
 from .types import EMOTIONS
 
 #: How much of the person's offset from the population is taken off (1: all of it).
@@ -37,12 +38,6 @@ MAX_OFFSET = 3.0
 def log_scores(probabilities: np.ndarray) -> np.ndarray:
     """Natural logarithms of scores (…×7), floored at ``FLOOR``."""
     return np.log(np.clip(np.asarray(probabilities, dtype=np.float64), FLOOR, 1.0))
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 @dataclass(frozen=True)
