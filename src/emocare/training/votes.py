@@ -82,15 +82,19 @@ def _cleaned(votes: np.ndarray) -> np.ndarray:
     return np.where(votes == 1, 0.0, votes)
 
 
+def _not_a_face(votes: np.ndarray) -> np.ndarray:
+    """Faces with votes whose largest count, single votes dropped, is not-a-face."""
+    return (np.asarray(votes)[:, 0] >= 0) & (_cleaned(votes).argmax(axis=1) == NOT_FACE)
+
+
 def distribution(votes: np.ndarray) -> np.ndarray:
     """Soft targets over EMOTIONS (rows sum to 1); NaN where a face has no usable votes.
 
     Unusable: no votes, not-a-face as the largest count, or no vote left for any of the seven.
     """
-    cleaned = _cleaned(votes)
-    ours = cleaned[:, OURS]
+    ours = _cleaned(votes)[:, OURS]
     total = ours.sum(axis=1, keepdims=True)
-    usable = (np.asarray(votes)[:, 0] >= 0) & (total[:, 0] > 0) & (cleaned.argmax(axis=1) != NOT_FACE)
+    usable = (np.asarray(votes)[:, 0] >= 0) & (total[:, 0] > 0) & ~_not_a_face(votes)
     out = np.full(ours.shape, np.nan)
     out[usable] = ours[usable] / total[usable]
     return out
@@ -114,15 +118,14 @@ def majority(votes: np.ndarray) -> np.ndarray:
 def targets(labels: np.ndarray, votes: np.ndarray) -> np.ndarray:
     """Training targets (N×7): the vote distribution where a face has usable votes, else its label.
 
-    Faces most annotators call not-a-face get an all-zero row: ``usable_for_training`` leaves
-    them out.
+    Faces most annotators call not-a-face get an all-zero row, which
+    ``train.sampling_weights`` never draws.
     """
     soft = distribution(votes)
     out = np.eye(len(EMOTIONS))[labels]
     has = ~np.isnan(soft[:, 0])
     out[has] = soft[has]
-    not_face = (np.asarray(votes)[:, 0] >= 0) & (_cleaned(votes).argmax(axis=1) == NOT_FACE)
-    out[not_face] = 0.0
+    out[_not_a_face(votes)] = 0.0
     return out.astype(np.float32)
 
 
