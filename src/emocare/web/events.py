@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: ``seq`` is echoed back in answers; JavaScript counts exactly up to 2**53 - 1.
 MAX_SEQ = 2**53 - 1
+#: The answer to a ``frame`` or ``scores`` whose ``seq`` is no frame number.
+BAD_SEQ = {"code": "bad_seq", "message": f"seq must be an integer from 0 to {MAX_SEQ}."}
 
 
 def emit(event: str, payload) -> None:
@@ -95,7 +97,7 @@ def on_frame(payload=None, *extra):
         return
     seq, image = _unpack(payload)
     if seq is _BAD_SEQ:
-        emit("error", {"code": "bad_seq", "message": f"seq must be an integer from 0 to {MAX_SEQ}."})
+        emit("error", BAD_SEQ)
         return
     live, session = _session()
     if session is None:
@@ -128,7 +130,7 @@ def on_scores(payload=None, *extra):
         return
     seq = _seq_of(payload)
     if seq is _BAD_SEQ:
-        emit("error", {"code": "bad_seq", "message": f"seq must be an integer from 0 to {MAX_SEQ}."})
+        emit("error", BAD_SEQ)
         return
     live, session = _session()
     _emit_all([("error", {**GONE, "seq": seq})] if session is None else session.observe(payload, live.clock()))
