@@ -190,6 +190,50 @@ def sample_dir(tmp_path_factory, validation_sample) -> Path:
     return link_labelled(validation_sample, tmp_path_factory.mktemp("sample"))
 
 
+def page_frame(frame: np.ndarray) -> np.ndarray:
+    """A 640×480 camera frame at the 320×240 the page sends."""
+    return cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
+
+
+def read_as_labelled(validation_sample) -> dict[str, tuple[np.ndarray, object]]:
+    """Per emotion, the first photo of the fixed validation sample (FER2013 crops aside) that
+    the model reads as that emotion at the page's size: its 640×480 camera frame and that face."""
+    from emocare.vision import build_analyzer
+
+    analyzer = build_analyzer("emocare")
+    chosen: dict[str, tuple[np.ndarray, object]] = {}
+    for label, path in validation_sample:
+        image = cv2.imread(str(path))
+        if label in chosen or path.parts[-3] == "fer2013_train" or image is None:
+            continue
+        frame = samples.camera_frame(image)
+        faces = analyzer.analyze(page_frame(frame))
+        if len(faces) == 1 and faces[0].dominant == label:
+            chosen[label] = (frame, faces[0])
+    return chosen
+
+
+def poser_read_sad(expressions: Path) -> dict[str, list[np.ndarray]]:
+    """A JAFFE validation poser whose sad photos the model reads as sad at the page's size:
+    their photos by label, as 640×480 camera frames, so that a relaxed face and a sad one of
+    the same person can be told apart after calibrating on the first."""
+    from emocare.training.data import index
+    from emocare.vision import build_analyzer
+
+    paths, _labels, sources, is_val = index(expressions)
+    analyzer = build_analyzer("emocare")
+    by_poser: dict[str, dict[str, list[np.ndarray]]] = {}
+    for path in sorted(str(p) for p in paths[(sources == "jaffe") & is_val]):
+        _source, label, name = path.split("/")
+        frame = samples.camera_frame(cv2.imread(str(expressions / path)))
+        by_poser.setdefault(name.split(".")[0], {}).setdefault(label, []).append(frame)
+    for photos in by_poser.values():
+        sad = [analyzer.analyze(page_frame(f)) for f in photos.get("sad", [])]
+        if len(photos.get("neutral", [])) >= 2 and sad and all(len(s) == 1 and s[0].dominant == "sad" for s in sad):
+            return photos
+    pytest.fail("no JAFFE validation poser whose sad photos read as sad")
+
+
 def link_labelled(rows, root: Path) -> Path:
     """Link (label, path) rows into ``root/<label>/<source>-<file>``; returns ``root``."""
     for label, path in rows:

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import time
 
-import cv2
 import pytest
 
 from bench.common import ServerProcess
-from emocare.vision import build_analyzer
-from emocare.vision.samples import camera_frame
 
-from .conftest import ARTIFACTS, chromium, make_video, start_camera
+from .conftest import ARTIFACTS, chromium, make_video, read_as_labelled, start_camera
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -180,17 +177,7 @@ def held_faces(validation_sample) -> dict[str, object]:
     """Per emotion, the first photo of the fixed validation sample that the model reads as
     that emotion on a camera frame (the recognition floors are tested in test_model.py;
     here the question is what the page does with each mood)."""
-    analyzer = build_analyzer("emocare")
-    chosen = {}
-    for label, path in validation_sample:
-        image = cv2.imread(str(path))
-        if label in chosen or path.parts[-3] == "fer2013_train" or image is None:
-            continue
-        frame = camera_frame(image)
-        faces = analyzer.analyze(cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA))
-        if len(faces) == 1 and faces[0].dominant == label:
-            chosen[label] = frame
-    return chosen
+    return {label: frame for label, (frame, _face) in read_as_labelled(validation_sample).items()}
 
 
 @pytest.fixture(scope="module")

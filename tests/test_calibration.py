@@ -16,10 +16,10 @@ from emocare.live.calibration import Calibration, CalibrationRefused
 from emocare.training.data import index
 from emocare.vision import build_analyzer
 from emocare.vision.reference import Baseline, corrected
-from emocare.vision.samples import camera_frame, coffee, to_jpeg
+from emocare.vision.samples import coffee, to_jpeg
 from emocare.vision.types import EMOTIONS
 
-from .conftest import close_app, make_app
+from .conftest import close_app, make_app, page_frame, poser_read_sad
 
 
 @pytest.fixture
@@ -31,21 +31,9 @@ def live(tmp_path, clock):
 
 @pytest.fixture(scope="module")
 def poser(expressions) -> dict[str, list[bytes]]:
-    """A JAFFE validation poser whose sad photos the model reads as sad: their photos by label,
-    as 320×240 camera frames (JPEG), so that a relaxed face and a sad one of the same person
-    can be told apart after calibrating on the first."""
-    paths, _labels, sources, is_val = index(expressions)
-    analyzer = build_analyzer("emocare")
-    by_poser: dict[str, dict[str, list[bytes]]] = {}
-    for path in sorted(str(p) for p in paths[(sources == "jaffe") & is_val]):
-        _source, label, name = path.split("/")
-        frame = cv2.resize(camera_frame(cv2.imread(str(expressions / path))), (320, 240), interpolation=cv2.INTER_AREA)
-        by_poser.setdefault(name.split(".")[0], {}).setdefault(label, []).append(frame)
-    for photos in by_poser.values():
-        sad = [analyzer.analyze(f) for f in photos.get("sad", [])]
-        if len(photos.get("neutral", [])) >= 2 and sad and all(len(s) == 1 and s[0].dominant == "sad" for s in sad):
-            return {label: [to_jpeg(f) for f in frames] for label, frames in photos.items()}
-    pytest.fail("no JAFFE validation poser whose sad photos read as sad")
+    """The poser of ``poser_read_sad``, their photos as the page sends them (320×240 JPEG)."""
+    photos = poser_read_sad(expressions)
+    return {label: [to_jpeg(page_frame(f)) for f in frames] for label, frames in photos.items()}
 
 
 def run(session, clock, jpeg: bytes, seconds: float, fps: float = 10.0) -> list:

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import time
 
-import cv2
 import pytest
 
 from bench.common import ServerProcess
-from emocare.training.data import index
-from emocare.vision import build_analyzer
-from emocare.vision.samples import camera_frame
 
-from .conftest import ARTIFACTS, chromium, make_video, start_camera
+from .conftest import ARTIFACTS, chromium, make_video, poser_read_sad, start_camera
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -34,22 +30,8 @@ RECORD = """() => window.emocare.onSocket((socket) => {
 
 @pytest.fixture(scope="module")
 def poser(expressions) -> dict[str, list]:
-    """A JAFFE validation poser whose sad photos the model reads as sad (chosen as in
-    test_calibration.py): their photos by label, framed as a 640×480 webcam would show them."""
-    paths, _labels, sources, is_val = index(expressions)
-    analyzer = build_analyzer("emocare")
-    by_poser: dict[str, dict[str, list]] = {}
-    for path in sorted(str(p) for p in paths[(sources == "jaffe") & is_val]):
-        _source, label, name = path.split("/")
-        frame = camera_frame(cv2.imread(str(expressions / path)))
-        by_poser.setdefault(name.split(".")[0], {}).setdefault(label, []).append(frame)
-    for photos in by_poser.values():
-        # read as the page sends them: 320 px wide
-        small = [cv2.resize(f, (320, 240), interpolation=cv2.INTER_AREA) for f in photos.get("sad", [])]
-        sad = [analyzer.analyze(f) for f in small]
-        if len(photos.get("neutral", [])) >= 2 and sad and all(len(s) == 1 and s[0].dominant == "sad" for s in sad):
-            return photos
-    pytest.fail("no JAFFE validation poser whose sad photos read as sad")
+    """The poser of ``poser_read_sad``: their photos framed as a 640×480 webcam shows them."""
+    return poser_read_sad(expressions)
 
 
 @pytest.fixture(scope="module")

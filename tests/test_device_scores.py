@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import pytest
 
-from emocare.vision import build_analyzer
-from emocare.vision.samples import camera_frame
 from emocare.vision.types import EMOTIONS
 
-from .conftest import close_app, make_app, page_of
+from .conftest import close_app, make_app, page_of, read_as_labelled
 
 
 @pytest.fixture
@@ -28,22 +25,14 @@ def device_app(tmp_path, clock):
 @pytest.fixture(scope="module")
 def analysed(validation_sample) -> dict[str, dict]:
     """Per mood, the message a page would send for the first validation photo read as it."""
-    analyzer = build_analyzer("emocare")
-    chosen: dict[str, dict] = {}
-    for label, path in validation_sample:
-        image = cv2.imread(str(path))
-        if label in chosen or path.parts[-3] == "fer2013_train" or image is None:
-            continue
-        frame = cv2.resize(camera_frame(image), (320, 240), interpolation=cv2.INTER_AREA)
-        faces = analyzer.analyze(frame)
-        if len(faces) == 1 and faces[0].dominant == label:
-            face = faces[0]
-            chosen[label] = {
-                "width": 320,
-                "height": 240,
-                "faces": [{"box": list(face.box), "scores": [face.scores[e] for e in EMOTIONS]}],
-            }
-    return chosen
+    return {
+        label: {
+            "width": 320,
+            "height": 240,
+            "faces": [{"box": list(face.box), "scores": [face.scores[e] for e in EMOTIONS]}],
+        }
+        for label, (_frame, face) in read_as_labelled(validation_sample).items()
+    }
 
 
 def send(sio, message: dict, seconds: float, clock, fps: float = 10.0) -> list[dict]:
