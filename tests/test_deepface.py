@@ -14,13 +14,18 @@ import logging
 import os
 import socket
 import threading
+import time
 
 import pytest
 
+from emocare.extensions import socketio
+from emocare.live import session as session_module
 from emocare.vision import EMOTIONS, build_analyzer
 from emocare.vision import deepface_backend as backend
 from emocare.vision.deepface_backend import BackendUnavailable, ensure_weights, weights_path
 from emocare.vision.samples import place_on_canvas
+
+from .conftest import close_app, make_app
 
 # DeepFace builds its Sequential model the Keras-2 way; Keras warns about it, not our code.
 pytestmark = pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`:UserWarning")
@@ -210,3 +215,56 @@ def test_a_mirror_named_in_the_environment_replaces_deepfaces_sources(tmp_path, 
     monkeypatch.setenv("EMOCARE_DEEPFACE_WEIGHTS_URLS", f"{dead_url} {weights_server}/{backend.WEIGHTS_FILE}")
     assert backend.weights_sources() == [dead_url, f"{weights_server}/{backend.WEIGHTS_FILE}"]
     assert ensure_weights(tmp_path, clock=Clock()).is_file()
+
+
+class SlowHandler(Handler):
+    """Serves files in 256 KB pieces, 40 ms apart: DeepFace's 6 MB take about a second, as a
+    download over a slow line takes a minute, so that a waiting page hears its progress."""
+
+    def copyfile(self, source, outputfile):
+        while piece := source.read(256 * 1024):
+            outputfile.write(piece)
+            outputfile.flush()
+            time.sleep(0.04)
+
+
+def test_a_page_choosing_deepface_hears_the_download_then_analyses_with_it(
+    tmp_path, monkeypatch, random_weights_home, astronaut_jpeg, sources
+):
+    from deepface.modules import modeling
+
+    cache = getattr(modeling, "cached_models", {}).get("facial_attribute", {})
+    if "Emotion" in cache:
+        monkeypatch.delitem(cache, "Emotion")
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / backend.WEIGHTS_FILE).write_bytes(weights_path(random_weights_home).read_bytes())
+    size = (served / backend.WEIGHTS_FILE).stat().st_size
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SlowHandler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sources(f"http://127.0.0.1:{server.server_address[1]}/{backend.WEIGHTS_FILE}")
+    monkeypatch.setattr(session_module, "DOWNLOAD_REPORT_S", 0.1)
+    app = make_app(tmp_path)
+    try:
+        page = socketio.test_client(app, flask_test_client=app.test_client())
+        page.get_received()
+        page.emit("configure", {"backend": "deepface"})
+        statuses = [m["args"][0] for m in page.get_received() if m["name"] == "status"]
+        downloads = [s["download"] for s in statuses if "download" in s]
+        assert statuses[0]["state"] == "warming" and statuses[0]["requested"] == "deepface"
+        assert len(downloads) >= 3 and all(s["state"] == "warming" for s in statuses[:-1])
+        received = [d["received"] for d in downloads]
+        assert received == sorted(received) and 0 < received[0] < size
+        assert {d["total"] for d in downloads} == {size}
+        assert {d["source"] for d in downloads} == {f"127.0.0.1:{server.server_address[1]}"}
+        assert statuses[-1]["state"] == "ready" and statuses[-1]["backend"] == "deepface"
+        assert statuses[-1].get("notice") is None and "download" not in statuses[-1]
+        assert weights_path(app.config["DEEPFACE_HOME"]).stat().st_size == size
+        page.emit("frame", {"seq": 1, "image": astronaut_jpeg})
+        [result] = [m["args"][0] for m in page.get_received() if m["name"] == "result"]
+        assert result["backend"] == "deepface" and len(result["faces"]) == 1
+        page.disconnect()
+    finally:
+        close_app(app)
+        server.shutdown()
+        server.server_close()

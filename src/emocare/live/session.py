@@ -13,14 +13,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..history import HistorySession
-from ..vision import FrameError
+from ..vision import FrameError, download_progress
 from ..vision.reference import Baseline, corrected_scores
 from ..vision.tracking import FaceTracker, TrackedFace
 from ..vision.types import Analysis, Face
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 Event = tuple[str, dict]
 
 BUSY_NOTICE_S = 1.0
+#: How often a page waiting for a backend's download hears how far it has come, in seconds.
+DOWNLOAD_REPORT_S = 0.5
 #: Frames a page may send: a burst of this many, refilled at this rate a second (the page
 #: sends at most 10, one in flight; 15 leaves it room for jitter). The burst is small because
 #: every frame in it is analysed: a flooder's burst is paid for. The rate matters twice: it
@@ -407,10 +409,9 @@ class LiveSession:
         vision = svc.visions.get(backend)
         if not vision.ready:
             yield "status", svc.status(backend)  # "warming": DeepFace takes seconds
-            try:
-                svc.offload(vision.warm_up)
-            except Exception:
-                log.exception("warming up the %s backend failed", backend)
+            failure = yield from self._warm_up(backend, vision)
+            if failure is not None:
+                log.error("warming up the %s backend failed", backend, exc_info=failure)
                 yield (
                     "status",
                     {
@@ -424,6 +425,33 @@ class LiveSession:
                 return
         self.backend = backend
         yield "status", svc.status(backend)
+
+    def _warm_up(self, backend: str, vision) -> Generator[Event, None, Exception | None]:
+        """Warm ``vision`` up on an inference worker; meanwhile, say how far a download it waits
+        on has come (DeepFace fetches its weights on first use: 6 MB, a minute on a slow line),
+        every ``DOWNLOAD_REPORT_S``. Returns the exception warming up raised, or None.
+
+        The waiting is a thread's (a green thread under eventlet) so that this generator can
+        hand the web layer the progress while the worker downloads.
+        """
+        done, failures = threading.Event(), []
+
+        def warm_up() -> None:
+            try:
+                self.service.offload(vision.warm_up)
+            except Exception as exc:  # reported by the caller, to this page
+                failures.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=warm_up, name=f"emocare-warm-{backend}", daemon=True).start()
+        shown = None
+        while not done.wait(DOWNLOAD_REPORT_S):
+            progress = download_progress(backend)
+            if progress is not None and progress != shown:
+                shown = progress
+                yield "status", {**self.service.status(backend), "download": progress}
+        return failures[0] if failures else None
 
     def feedback(self, payload: object, now: float) -> list[Event]:
         """``{"id": "care-12", "verdict": "helpful" | "not_now" | "not_me"}`` for a care card, once;

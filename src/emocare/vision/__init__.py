@@ -25,6 +25,7 @@ __all__ = [
     "build_detector",
     "check_frame",
     "decode_frame",
+    "download_progress",
 ]
 
 
@@ -55,6 +56,17 @@ def build_detector(name: str = "blazeface", **options):
 
 
 _warned: set[str] = set()
+
+
+def download_progress(name: str | None) -> dict | None:
+    """The download that warming up analyzer ``name`` waits on, if one runs: only DeepFace
+    fetches its weights on first use (``deepface_backend.download_progress``)."""
+    if name != "deepface":
+        return None
+    from .deepface_backend import download_progress as deepface_download
+
+    return deepface_download()
+
 
 #: The analyzer backends, for config checks and the page's backend menu.
 BACKENDS = ("emocare", "fer", "deepface")

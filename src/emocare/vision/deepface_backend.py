@@ -53,6 +53,16 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 _download_lock = threading.Lock()
 _failed: dict[Path, tuple[float, str]] = {}  # path -> (when, why), see RETRY_AFTER_S
+#: The download under way in this process (one at a time, under ``_download_lock``): read by the
+#: page's status line while a session waits for DeepFace to warm up. Empty when none runs.
+_current: dict[str, object] = {}
+
+
+def download_progress() -> dict | None:
+    """What the download under way has fetched so far: ``{"received": bytes, "total": bytes (0:
+    the source did not say), "source": host}``; None when no download runs in this process."""
+    current = dict(_current)
+    return current or None
 
 
 class BackendUnavailable(RuntimeError):
@@ -120,10 +130,12 @@ def download_weights(
                 response.raise_for_status()
                 total = int(response.headers.get("Content-Length") or 0)
                 got, next_report = 0, 0.25
+                _current.update(received=0, total=total, source=urlsplit(url).netloc)
                 with part.open("wb") as out:
                     for chunk in response.iter_content(64 * 1024):
                         out.write(chunk)
                         got += len(chunk)
+                        _current["received"] = got
                         if clock() > deadline:
                             raise TimeoutError(f"{_mb(got)} in {timeout_s:.0f} s, not the whole file")
                         if total and next_report <= got / total < 1:
@@ -144,6 +156,7 @@ def download_weights(
             errors.append(f"{urlsplit(url).netloc}: {_reason(exc)}")
         finally:
             part.unlink(missing_ok=True)
+            _current.clear()
     raise BackendUnavailable(
         f"DeepFace emotion weights not found at {path} and not downloaded ({'; '.join(errors)}):"
         " download them or place the file there"
