@@ -222,7 +222,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .config import configs
-    from .server import DEFAULT_THREADS
 
     parser = argparse.ArgumentParser(prog="emocare", description="EmoCare: real-time emotion recognition and care")
     parser.add_argument("--version", action="version", version=f"emocare {__version__}")
@@ -238,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="production server: Gunicorn's threaded worker (default, docs/serving.md) or eventlet",
     )
     p.add_argument("--dev", action="store_true", help="Werkzeug's development server instead (not for production)")
-    p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="Gunicorn: most open connections")
+    p.add_argument("--threads", type=int, help="Gunicorn: most open connections (default: the connection caps, plus 6)")
     p.add_argument("--config", choices=sorted(configs), default="default", help="settings class (emocare/config.py)")
     p.add_argument("--message-queue", metavar="URL", help="redis://…: the Redis several server processes share")
     p.add_argument("--database-url", metavar="URL", help="the history database (postgresql+psycopg://…)")

@@ -59,9 +59,15 @@ class Config:
     TRUSTED_HOSTS: tuple[str, ...] = ()
     #: Set by ``emocare serve --host`` (trusted with the above); None when listening everywhere.
     SERVE_HOST = None
-    #: Open connections the server accepts in all, and from one client address: above, a new
-    #: one is refused with a clear reason (each holds a server thread; Gunicorn has 64).
+    #: Sessions that may have their frames analysed here: every session counts from its
+    #: connection until it sends ``scores``. Above, a new connection is refused with a clear
+    #: reason (``server_full``). Sized by inference, which these pages may all want at once.
     MAX_CONNECTIONS = 60
+    #: And besides those, sessions whose pages analyse on their device (moved here by their
+    #: first ``scores``): they cost no inference, so their cap is sized by what one process
+    #: measured holding at 10 scores a second each (docs/deploy.md, *Sizing*).
+    MAX_DEVICE_CONNECTIONS = 240
+    #: Open connections from one client address, whatever their mode.
     MAX_CONNECTIONS_PER_ADDRESS = 10
     MAX_FRAME_BYTES = 1_000_000
     MAX_FRAME_SIDE = 1920

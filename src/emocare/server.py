@@ -24,9 +24,33 @@ from collections.abc import Callable, Mapping
 log = logging.getLogger(__name__)
 
 SERVERS = ("gunicorn", "eventlet", "dev")
-#: Gunicorn threads: each open WebSocket holds one for its lifetime, so this bounds the
-#: number of connected pages (inference itself runs on the app's own small pool).
-DEFAULT_THREADS = 64
+#: Gunicorn threads beyond the connection caps: page loads, ``/device/`` downloads, health
+#: checks. Each open WebSocket holds a thread for its lifetime, so the threads must cover
+#: every connection the caps admit, or connections past them would wait unanswered.
+HTTP_THREADS = 4
+
+
+def threads_for(settings: Mapping) -> int:
+    """Gunicorn threads for these caps: ``MAX_CONNECTIONS + MAX_DEVICE_CONNECTIONS``, plus the
+    sockets a refused client may keep open to be told why (``TRANSPORT_SPARE``), plus
+    ``HTTP_THREADS``. With the caps before analysis on the device (60 and none): 66, where a
+    fixed 64 left two spare sockets and two page requests to share two threads."""
+    from .live.service import TRANSPORT_SPARE
+
+    caps = int(settings["MAX_CONNECTIONS"]) + int(settings["MAX_DEVICE_CONNECTIONS"])
+    return caps + TRANSPORT_SPARE + HTTP_THREADS
+
+
+def connection_threads(config: str = "default", overrides: Mapping | None = None) -> int:
+    """:func:`threads_for` the caps this configuration ends up with: its class, the instance
+    folder's config.py, the environment and ``overrides``, layered as ``create_app`` does."""
+    from flask import Flask
+
+    from .app import load_config
+
+    probe = Flask("emocare-config")
+    load_config(probe, config, overrides or {})
+    return threads_for(probe.config)
 
 
 def serve(
@@ -34,10 +58,13 @@ def serve(
     port: int = 5000,
     server: str = "gunicorn",
     config: str = "default",
-    threads: int = DEFAULT_THREADS,
+    threads: int | None = None,
     overrides: Mapping | None = None,
 ) -> None:
-    """Make the app and serve it until stopped (Ctrl+C or SIGTERM, which write the last history)."""
+    """Make the app and serve it until stopped (Ctrl+C or SIGTERM, which write the last history).
+
+    ``threads`` (Gunicorn's): None sizes them from the connection caps (:func:`connection_threads`).
+    """
     if server not in SERVERS:
         raise ValueError(f"server must be one of {', '.join(SERVERS)}")
     if server == "eventlet":
@@ -54,7 +81,7 @@ def serve(
         return create_app(config, **settings)
 
     if server == "gunicorn":
-        _serve_gunicorn(make_app, host, port, threads)
+        _serve_gunicorn(make_app, host, port, threads or connection_threads(config, settings))
         return
     from .extensions import socketio
 
@@ -79,6 +106,8 @@ def _serve_gunicorn(make_app: Callable, host: str, port: int, threads: int) -> N
                 "workers": 1,
                 "worker_class": "gthread",
                 "threads": threads,
+                # gthread's own bound on open connections (1000 by default): never below the threads
+                "worker_connections": max(1000, threads),
                 # a WebSocket stays open as long as the page; gthread's timeout is for idle workers
                 "timeout": 120,
                 "graceful_timeout": 5,
@@ -94,6 +123,14 @@ def _serve_gunicorn(make_app: Callable, host: str, port: int, threads: int) -> N
         def load(self):
             app = make_app()
             log.info("EmoCare on http://%s:%d (gunicorn, %d threads)", host, port, threads)
+            needed = threads_for(app.config)
+            if threads < needed:  # an explicit --threads below the caps
+                log.warning(
+                    "%d threads are fewer than the connection caps need (%d): give --threads %d or lower the caps",
+                    threads,
+                    needed,
+                    needed,
+                )
             return app
 
     Application().run()

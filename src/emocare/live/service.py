@@ -27,12 +27,17 @@ log = logging.getLogger(__name__)
 #: Transport connections allowed beyond the session caps, so that a browser over a cap still
 #: opens its socket and is told why (``connect_error``) instead of getting a bare HTTP 401.
 TRANSPORT_SPARE = 2
+#: Where a session's frames are analysed, as far as the caps are concerned: a session counts
+#: as analysed on the server from its connection until it sends ``scores``.
+SERVER, DEVICE = "server", "device"
 #: An address whose connection was cut off for flooding may not connect again for this long:
 #: a flooder that reconnects at once would otherwise get a fresh allowance each time (measured:
 #: reconnecting, it kept others' p95 at four times its quiet value).
 FLOODER_PAUSE_S = 30.0
 
 Deliver = Callable[[str, str, dict], None]
+
+SERVER_FULL = "The server has as many connections as it can take; try again later."
 
 
 class Refused(Exception):
@@ -71,6 +76,7 @@ class LiveService:
         clock: Callable[[], float] = time.time,
         max_connections: int = 60,
         max_per_address: int = 10,
+        max_device: int = 0,
         peers: LocalPeers | RedisPeers | None = None,
     ) -> None:
         self.visions = visions
@@ -86,11 +92,18 @@ class LiveService:
         self.deliver = deliver
         #: seconds since the epoch; tests pass a clock they advance by hand
         self.clock = clock
+        #: sessions that may send frames (every session until its first ``scores``): each may
+        #: keep an inference worker busy, so this is sized by what inference holds
         self.max_connections = max_connections
         self.max_per_address = max_per_address
+        #: more sessions whose pages analyse on their own device: they cost no inference, only
+        #: tracking, care and history, so far more of them fit (docs/deploy.md, *Sizing*)
+        self.max_device = max_device
         #: the other server processes (a cluster), told when a profile is forgotten
         self.peers = peers or LocalPeers()
         self._sessions: dict[str, LiveSession] = {}
+        #: the sessions counted under ``max_device`` (they sent ``scores``, and no frame since)
+        self._device: set[str] = set()
         #: open transport connections (Engine.IO sockets) and their addresses, sessions or not
         self._transports: dict[str, str | None] = {}
         #: addresses cut off for flooding, and until when they are refused
@@ -99,12 +112,17 @@ class LiveService:
 
     # --- sessions -----------------------------------------------------------------------------
 
-    def open(self, sid: str, address: str | None = None, profile: str | None = None) -> LiveSession:
+    def open(
+        self, sid: str, address: str | None = None, profile: str | None = None, analysis: str = SERVER
+    ) -> LiveSession:
         """A new connection's session, of ``profile`` (the handshake's cookie; None: nothing is
         recorded or learned); :class:`Refused` when the server or its address is full.
 
-        The caps are checked and the session counted under one lock, so that connections
-        arriving together cannot all slip under them.
+        ``analysis`` is what the page said in its handshake: ``DEVICE`` takes one of the device
+        places if one is free (a claim that costs nothing to make: a frame from it needs a server
+        place, :meth:`analysing`), anything else one of the server's. The caps are checked and
+        the session counted under one lock, so that connections arriving together cannot all
+        slip under them.
         """
         care = self.care.session(profile, locale=self.default_locale) if self.care is not None else None
         session = LiveSession(
@@ -112,8 +130,38 @@ class LiveService:
         )
         with self._lock:
             self._refuse(address, [s.address for s in self._sessions.values()], spare=0)
+            if analysis == DEVICE and len(self._device) < self.max_device:
+                self._device.add(sid)
+            elif len(self._sessions) - len(self._device) >= self.max_connections:
+                raise Refused("server_full", SERVER_FULL)
             self._sessions[sid] = session
         return session
+
+    def analysing(self, sid: str, where: str) -> None:
+        """Count ``sid`` where its latest message was analysed: ``DEVICE`` for ``scores``,
+        ``SERVER`` for a frame; :class:`Refused` (``server_full``) for a frame from a session
+        counted on the device while the server's own places are all taken.
+
+        A page that analyses on its device and did not say so in its handshake moves out of the
+        server's places at its first ``scores``, if there is room among the device places
+        (otherwise it keeps the place it has: nothing is refused). A frame moves a session
+        counted on the device back, and needs a free server place then.
+        """
+        with self._lock:
+            if sid not in self._sessions:
+                return
+            if where == DEVICE:
+                if sid not in self._device and len(self._device) < self.max_device:
+                    self._device.add(sid)
+            elif sid in self._device:
+                if len(self._sessions) - len(self._device) >= self.max_connections:
+                    raise Refused("server_full", SERVER_FULL)
+                self._device.discard(sid)
+
+    def counts(self) -> dict[str, int]:
+        """Open sessions by where they are counted (``/healthz``)."""
+        with self._lock:
+            return {SERVER: len(self._sessions) - len(self._device), DEVICE: len(self._device)}
 
     def admit_transport(self, key: str, address: str | None) -> None:
         """Count a new transport connection; :class:`Refused` over the caps (plus TRANSPORT_SPARE).
@@ -133,8 +181,8 @@ class LiveService:
         if wait > 0:
             raise Refused("flooding", f"Cut off for flooding: connect again in {wait:.0f} s.")
         self._paused.pop(address or "", None)
-        if len(open_addresses) >= self.max_connections + spare:
-            raise Refused("server_full", "The server has as many connections as it can take; try again later.")
+        if len(open_addresses) >= self.max_connections + self.max_device + spare:
+            raise Refused("server_full", SERVER_FULL)
         if address is not None and open_addresses.count(address) >= self.max_per_address + spare:
             raise Refused("too_many_connections", "Too many connections from this address; close another tab.")
 
@@ -162,6 +210,7 @@ class LiveService:
         """End ``sid``'s session: its history session is closed, its queued voice dropped."""
         with self._lock:
             session = self._sessions.pop(sid, None)
+            self._device.discard(sid)
         if session is not None:
             session.end(self.clock())
             if self.speech is not None:

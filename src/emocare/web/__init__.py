@@ -172,6 +172,7 @@ def init_web(app: Flask) -> None:
         clock=app.config.get("CLOCK") or time.time,
         max_connections=app.config["MAX_CONNECTIONS"],
         max_per_address=app.config["MAX_CONNECTIONS_PER_ADDRESS"],
+        max_device=app.config["MAX_DEVICE_CONNECTIONS"],
         peers=peers,
     )
     app.extensions["emocare"] = Services(visions, offload, live, care, history)

@@ -17,6 +17,7 @@ from flask_socketio import emit as _emit
 
 from ..extensions import socketio
 from ..live import Refused
+from ..live.service import DEVICE, SERVER
 from ..live.session import CLOSE, GONE
 from . import profile as profile_cookie
 from . import services
@@ -72,9 +73,13 @@ def on_connect(auth=None):
     live = services(current_app).live
     if live.get(request.sid) is not None:
         return  # a client emitted an event named "connect": not a connection, ignored
+    # a page that analyses on its device says so in its handshake (``auth``): it is counted
+    # under the device cap from the start; anything else is counted as analysed here
+    analysis = auth.get("analysis") if isinstance(auth, dict) else None
     try:
         # the profile cookie comes with the handshake: the page's script never sees or sends it
-        live.open(request.sid, request.remote_addr, profile_cookie.from_cookies(request.cookies))
+        cookie = profile_cookie.from_cookies(request.cookies)
+        live.open(request.sid, request.remote_addr, cookie, DEVICE if analysis == DEVICE else SERVER)
     except Refused as refused:  # the client's connect_error carries the reason
         raise RefuseConnection(refused.message, {"code": refused.code, "message": refused.message}) from None
     emit("status", live.status())
@@ -102,6 +107,11 @@ def on_frame(payload=None, *extra):
     live, session = _session()
     if session is None:
         emit("error", {**GONE, "seq": seq})
+        return
+    try:
+        live.analysing(request.sid, SERVER)
+    except Refused as refused:  # counted on the device, and no server place is free for it
+        _emit_all([("error", {"code": refused.code, "seq": seq, "message": refused.message}), (CLOSE, {})])
         return
     _emit_all(session.step(image, seq, live.clock()))
 
@@ -133,7 +143,13 @@ def on_scores(payload=None, *extra):
         emit("error", BAD_SEQ)
         return
     live, session = _session()
-    _emit_all([("error", {**GONE, "seq": seq})] if session is None else session.observe(payload, live.clock()))
+    if session is None:
+        emit("error", {**GONE, "seq": seq})
+        return
+    events = session.observe(payload, live.clock())
+    if events and events[0][0] == "result":  # taken: this page costs the server no inference
+        live.analysing(request.sid, DEVICE)
+    _emit_all(events)
 
 
 @socketio.on("calibrate")

@@ -26,6 +26,15 @@ def help_page():
 def healthz():
     """For scripts, monitors and tests: is the server up, is the model warm, is the history
     being written (``history.ok``; when not, since when and why), how many live sessions does
-    this process hold (how a cluster is balanced)? Answers 200 while it serves."""
+    this process hold (how a cluster is balanced), and how many of them are counted as analysed
+    on their device (their own, larger cap: docs/deploy.md)? Answers 200 while it serves."""
     svc = services(current_app)
-    return jsonify({**status_payload(current_app), "history": svc.history.health(), "sessions": len(svc.live)})
+    counts = svc.live.counts()
+    return jsonify(
+        {
+            **status_payload(current_app),
+            "history": svc.history.health(),
+            "sessions": sum(counts.values()),
+            "device_sessions": counts["device"],
+        }
+    )
