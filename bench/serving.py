@@ -13,13 +13,26 @@ connections) and the CPU-seconds a frame cost each server process; ``--find-max`
 ``--step`` (2) at a time, until p95 passes ``--p95-ms`` (150) or an error occurs, and reports
 the most that held.
 
+``--analysis server device`` measures what issue 30 is about: the most pages one server
+(``emocare serve``'s default: Gunicorn, one process) holds with the page's round trip at p95
+≤ ``--p95-ms`` and no error, for each place the analysis may run, in one run on this machine.
+Server-mode pages send the JPEG frames the page sends today, device-mode pages the ``scores``
+events of a page that analyses on its own device, 10 a second each, one in flight; the pages
+are simulated cheaply in this process (``bench/pages.py``). ``--find-max`` doubles the pages
+until the bar breaks, then halves the gap to ``--step`` (or a tenth of what held). Each row
+says what limited it: the server's p95, errors, or the clients themselves (their event loop
+saturating one core) — a limit of the clients is only a floor for the server. The last line
+printed is JSON: ``{"max_clients": {"server": M, "device": N}, ...}``.
+
     python -m bench.serving [--seconds 8] [--clients 1 10 20] [--json]
     python -m bench.serving --cluster 1 2 --find-max [--seconds 10]
+    python -m bench.serving --analysis server device --find-max --p95-ms 100 --json
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import json
 import logging
@@ -34,8 +47,7 @@ from pathlib import Path
 
 import socketio
 
-from emocare.vision.samples import astronaut, place_on_canvas, to_jpeg
-
+from . import pages
 from .common import ServerProcess, free_port
 
 log = logging.getLogger(__name__)
@@ -52,7 +64,7 @@ CONFIGS = [
 
 def page_frame() -> bytes:
     """What the page sends: the portrait in a 320×240 JPEG of quality 70."""
-    return to_jpeg(place_on_canvas(astronaut(), (320, 240)), 70)
+    return pages.page_jpeg()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -211,7 +223,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--find-max", action="store_true", help="add --step clients at a time until the bar breaks")
     parser.add_argument("--step", type=int, default=2, help="clients added at each row of --find-max")
     parser.add_argument("--p95-ms", type=float, default=150.0, help="the round trip bar of --find-max")
+    parser.add_argument(
+        "--analysis", nargs="+", choices=pages.MODES, help="pages analysed on the server, on their device, or both"
+    )
+    parser.add_argument(
+        "--max-clients", type=int, default=800, help="--analysis --find-max: never more pages than this"
+    )
     args = parser.parse_args(argv)
+    if args.analysis:
+        return main_analysis(args)
     if args.cluster:
         return main_cluster(args)
 
@@ -281,5 +301,144 @@ def main_cluster(args: argparse.Namespace) -> dict:
     return report
 
 
+#: Where ``--analysis --find-max`` starts: a server-mode page costs inference, a device-mode one not.
+FIRST_ROW = {"server": 1, "device": 20}
+#: A row whose clients (one event loop, one core at most) used this much of a core measured
+#: the simulation rather than the server. (An event loop that wakes late while its own CPU is
+#: low was starved by the others on the machine, the server among them: the row's
+#: ``client_loop_lag_p95_ms`` says how late.)
+CLIENT_SATURATED_CORES = 0.85
+
+
+def limit_of(row: dict, p95_ms: float) -> str | None:
+    """What kept a row from holding the bar (None: it held): the clients first, because a
+    saturated client inflates every round trip it measures."""
+    if row["errors"] == 0 and row["rtt_p95_ms"] is not None and row["rtt_p95_ms"] <= p95_ms:
+        return None
+    if row["client_cores"] >= CLIENT_SATURATED_CORES:
+        return "client saturated"
+    if row["errors"]:
+        return "errors: " + ", ".join(f"{code} {n}" for code, n in sorted(row["error_codes"].items()))
+    return "server p95"
+
+
+def analysis_rows(mode: str, args: argparse.Namespace, folder: Path) -> dict:
+    """One server for ``mode``, its rows, and the most pages that held the bar."""
+    # every page comes from 127.0.0.1: lift the per-address cap, and the cap of the mode measured
+    cap = str(args.max_clients)
+    env = {"EMOCARE_MAX_CONNECTIONS_PER_ADDRESS": cap, "EMOCARE_OFFLOAD": "thread"}
+    env["EMOCARE_MAX_DEVICE_CONNECTIONS" if mode == "device" else "EMOCARE_MAX_CONNECTIONS"] = cap
+    server = ServerProcess("gunicorn", env, log_dir=folder)
+    rows: list[dict] = []
+
+    def measure(n: int) -> dict:
+        before, began = server.cpu_seconds(), time.perf_counter()
+        row = asyncio.run(pages.drive("127.0.0.1", server.port, mode, n, args.seconds))
+        row["server_cores"] = round((server.cpu_seconds() - before) / (time.perf_counter() - began), 2)
+        row["server_rss_mb"] = round(server.rss() / 2**20)
+        row["load_average"] = round(os.getloadavg()[0], 2)
+        row["limit"] = limit_of(row, args.p95_ms)
+        rows.append(row)
+        log.info(
+            "%s: %d pages, %.0f messages/s, p95 %s ms, errors %d, server %.2f cores, clients %.2f cores -> %s",
+            mode,
+            n,
+            row["per_second"],
+            row["rtt_p95_ms"],
+            row["errors"],
+            row["server_cores"],
+            row["client_cores"],
+            row["limit"] or "held",
+        )
+        settle(server)
+        return row
+
+    try:
+        if args.find_max:
+            best, failed = find_max(measure, FIRST_ROW[mode], args.step, args.max_clients)
+        else:
+            for n in args.clients:
+                measure(n)
+            best, failed = None, None
+    finally:
+        server.stop()
+    limit = next((r["limit"] for r in rows if r["clients"] == failed), None)
+    if args.find_max and failed is None:
+        limit = f"--max-clients {args.max_clients} reached"
+    held = next((r for r in rows if r["clients"] == best), None)
+    return {
+        "rows": rows,
+        "max_clients": best,
+        "limit": limit,
+        "p95_ms_at_max": held["rtt_p95_ms"] if held else None,
+        # the server's CPU for one message at the most pages held: what a core serves
+        "server_cpu_ms_per_message": round(1000 * held["server_cores"] / held["per_second"], 2)
+        if held and held["per_second"]
+        else None,
+    }
+
+
+def settle(server: ServerProcess, timeout: float = 15.0) -> None:
+    """Wait until the server has let go of the last row's pages, so that rows do not overlap."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.health()["sessions"]:
+        time.sleep(0.2)
+
+
+def find_max(measure, start: int, step: int, most: int) -> tuple[int, int | None]:
+    """The most clients for which ``measure(n)["limit"]`` is None, and the fewest that failed:
+    doubling from ``start``, then halving the gap down to ``step`` or a tenth of what held."""
+    held, failed, n = 0, None, start
+    while failed is None and n <= most:
+        if measure(n)["limit"] is None:
+            held, n = n, min(2 * n, most) if n < most else most + 1
+        else:
+            failed = n
+    while failed is not None and failed - held > max(step, held // 10):
+        n = (held + failed) // 2
+        if measure(n)["limit"] is None:
+            held = n
+        else:
+            failed = n
+    return held, failed
+
+
+def main_analysis(args: argparse.Namespace) -> dict:
+    """``--analysis``: each mode on a fresh server, one after the other, in one run."""
+    folder = Path(tempfile.mkdtemp(prefix="emocare-analysis-bench-"))
+    report: dict = {
+        "p95_bar_ms": args.p95_ms,
+        "seconds_per_row": args.seconds,
+        "page_messages_per_second": pages.PAGE_FPS,
+        "cpus": os.cpu_count(),
+        "load_average_before": [round(v, 2) for v in os.getloadavg()],
+        "message_bytes": {
+            "server": len(pages.page_jpeg()),
+            "device": len(json.dumps(pages.scores_message(), separators=(",", ":"))),
+        },
+        "modes": {},
+    }
+    try:
+        for mode in args.analysis:
+            report["modes"][mode] = analysis_rows(mode, args, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    report["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+    report["max_clients"] = {mode: found["max_clients"] for mode, found in report["modes"].items()}
+    report["limit"] = {mode: found["limit"] for mode, found in report["modes"].items()}
+    held = report["max_clients"]
+    if held.get("server") and held.get("device"):
+        report["device_to_server"] = round(held["device"] / held["server"], 1)
+    if not args.json:
+        for mode, found in report["modes"].items():
+            print(
+                f"{mode}: {found['max_clients']} pages held (p95 {found['p95_ms_at_max']} ms); limit: {found['limit']}"
+            )
+    # the last line, whatever else was printed: one JSON object
+    print(json.dumps(report if args.json else {k: report[k] for k in ("max_clients", "limit")}))
+    return report
+
+
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     main()
