@@ -10,6 +10,11 @@ performance.now() by stage: detection (the BlazeFace cascade), then crop + class
 Prints a summary and, as its last line, JSON.
 
     .venv/bin/python scripts/device_page_bench.py --frames 200 --size 320x240
+
+``--isolated`` serves the page cross-origin isolated (``CROSS_ORIGIN_ISOLATION``: COEP
+``require-corp``), which more than one wasm thread needs; ``--threads 1 2`` then times both in
+one run, each in a fresh page, alternating for ``--rounds``, so that their ratio is measured
+under the same load. The JSON line then has one summary per thread count and the ratios.
 """
 
 from __future__ import annotations
@@ -71,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-up", type=int, default=20)
     parser.add_argument("--size", default="320x240", help="frame WxH")
     parser.add_argument("--image", type=Path, help="a face photo (default: the astronaut portrait)")
-    parser.add_argument("--threads", type=int, default=1, help="wasm threads (more need cross-origin isolation)")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1], help="wasm threads, each timed (more than 1 needs --isolated)"
+    )
+    parser.add_argument("--isolated", action="store_true", help="serve with COEP require-corp (cross-origin isolated)")
+    parser.add_argument("--rounds", type=int, default=1, help="times each thread count is timed, alternating")
     parser.add_argument("--flip", action="store_true", help="flip averaging on (the card's other choice)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -85,37 +94,69 @@ def main(argv: list[str] | None = None) -> int:
     image = cv2.imread(str(args.image)) if args.image else samples.astronaut()
     frame = samples.camera_frame(image, (width, height))
     rgba = cv2.cvtColor(frame, cv2.COLOR_BGR2RGBA)
-    server = ServerProcess("gunicorn", {}, log_dir=Path(tempfile.mkdtemp(prefix="emocare-bench-")))
+    env = {"EMOCARE_CROSS_ORIGIN_ISOLATION": "true"} if args.isolated else {}
+    server = ServerProcess("gunicorn", env, log_dir=Path(tempfile.mkdtemp(prefix="emocare-bench-")))
+    b64 = base64.b64encode(rgba.tobytes()).decode()
+    runs: dict[int, list[dict]] = {n: [] for n in args.threads}
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
                 executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox", "--disable-gpu"]
             )
-            page = browser.new_page()
-            page.goto(server.url + "/?lang=en")
-            result = page.evaluate(
-                TIMED,
-                [
-                    width,
-                    height,
-                    base64.b64encode(rgba.tobytes()).decode(),
-                    args.frames,
-                    args.warm_up,
-                    args.threads,
-                    True if args.flip else None,
-                ],
-            )
+            for _round in range(args.rounds):
+                for threads in args.threads:  # a fresh page each: the runtime's threads are set once per page
+                    page = browser.new_page()
+                    page.goto(server.url + "/?lang=en")
+                    flip = True if args.flip else None
+                    timed = [width, height, b64, args.frames, args.warm_up, threads, flip]
+                    runs[threads].append(page.evaluate(TIMED, timed))
+                    page.close()
             version = browser.version
             browser.close()
     finally:
         server.stop()
+    summaries = {n: summarise(merge(results), args, n) for n, results in runs.items()}
+    for n, summary in summaries.items():
+        log.info(
+            "%s, %s frame, %d thread(s)%s: detect %.1f ms, classify %.1f ms, total %.1f ms p50 (%.1f p95): %.0f fps",
+            version,
+            args.size,
+            n,
+            " (isolated)" if summary["cross_origin_isolated"] else "",
+            summary["detect_ms"]["p50"],
+            summary["classify_ms"]["p50"],
+            summary["total_ms"]["p50"],
+            summary["total_ms"]["p95"],
+            summary["fps_p50"],
+        )
+    first = args.threads[0]
+    summary = {**summaries[first], "chromium": version}
+    if len(args.threads) > 1:
+        summary["by_threads"] = summaries
+        summary["total_p50_vs_first"] = {
+            n: round(s["total_ms"]["p50"] / summaries[first]["total_ms"]["p50"], 2) for n, s in summaries.items()
+        }
+    sys.stdout.write(json.dumps(summary) + "\n")
+    return 0
+
+
+def merge(results: list[dict]) -> dict:
+    """The rounds of one thread count as one run."""
+    merged = {key: [v for r in results for v in r[key]] for key in ("detect", "classify", "total")}
+    merged["faces"] = sum(r["faces"] for r in results)
+    merged["loadMs"] = statistics.median(r["loadMs"] for r in results)
+    merged["isolated"] = all(r["isolated"] for r in results)
+    return merged
+
+
+def summarise(result: dict, args: argparse.Namespace, threads: int) -> dict:
+    frames = len(result["total"])
     summary = {
-        "chromium": version,
         "frame": args.size,
-        "frames": args.frames,
-        "threads": args.threads,
+        "frames": frames,
+        "threads": threads,
         "flip": args.flip,
-        "faces_per_frame": result["faces"] / args.frames,
+        "faces_per_frame": result["faces"] / frames,
         "load_ms": round(result["loadMs"]),
         "cross_origin_isolated": result["isolated"],
         **{
@@ -127,19 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     summary["fps_p50"] = round(1000 / summary["total_ms"]["p50"], 1)
-    log.info(
-        "%s, %s frame, %d thread(s): detect %.1f ms, classify %.1f ms, total %.1f ms p50 (%.1f p95): %.0f fps",
-        version,
-        args.size,
-        args.threads,
-        summary["detect_ms"]["p50"],
-        summary["classify_ms"]["p50"],
-        summary["total_ms"]["p50"],
-        summary["total_ms"]["p95"],
-        summary["fps_p50"],
-    )
-    sys.stdout.write(json.dumps(summary) + "\n")
-    return 0
+    return summary
 
 
 if __name__ == "__main__":

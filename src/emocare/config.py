@@ -34,6 +34,11 @@ class Config:
     #: "device" (the page runs the model itself and sends only scores: docs/device.md). A
     #: person may switch in the settings; a page that cannot run the model falls back.
     ANALYSIS = "server"
+    #: Send ``Cross-Origin-Embedder-Policy: require-corp`` (with the COOP always sent: the
+    #: pages are cross-origin isolated), which lets a device-mode page run two wasm threads.
+    #: Off: measured, two threads were no faster than one on a busy 2-core machine
+    #: (docs/device.md); turn it on where the devices have cores to spare.
+    CROSS_ORIGIN_ISOLATION = False
     #: EmoCare's ONNX model (its card is the .json beside it); None: the one in the package.
     MODEL_PATH = None
     #: Where DeepFace keeps .deepface/weights; None means the instance folder's deepface/.

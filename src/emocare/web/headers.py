@@ -9,6 +9,15 @@ framed camera page could be made to look like something else).
 (onnxruntime-web; docs/device.md); without it Chromium refuses the runtime ("CompileError:
 WebAssembly.instantiate(): ... 'unsafe-eval' is not an allowed source"). It allows no
 ``eval`` of JavaScript: that would need ``'unsafe-eval'``, which stays out.
+
+``CROSS_ORIGIN_ISOLATION`` (config) adds ``Cross-Origin-Embedder-Policy: require-corp``: with
+the ``Cross-Origin-Opener-Policy: same-origin`` always sent, the page is then cross-origin
+isolated, which is what lets onnxruntime-web run more than one wasm thread
+(``SharedArrayBuffer``). It is off by default because it was measured not to pay: under load
+two threads analysed a frame slower than one (docs/device.md, docs/security.md). Everything
+the pages load is their own origin's, so ``require-corp`` refuses nothing of theirs; each
+response also says ``Cross-Origin-Resource-Policy: same-origin``, so that no other site's
+isolated page may embed ours.
 """
 
 from __future__ import annotations
@@ -40,11 +49,19 @@ HEADERS = {
 }
 
 
-def add_security_headers(response: Response) -> Response:
-    for name, value in HEADERS.items():
+#: Added with ``CROSS_ORIGIN_ISOLATION``.
+ISOLATION_HEADERS = {
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+def add_security_headers(response: Response, headers: dict[str, str] = HEADERS) -> Response:
+    for name, value in headers.items():
         response.headers.setdefault(name, value)
     return response
 
 
 def init_app(app: Flask) -> None:
-    app.after_request(add_security_headers)
+    headers = {**HEADERS, **ISOLATION_HEADERS} if app.config["CROSS_ORIGIN_ISOLATION"] else HEADERS
+    app.after_request(lambda response: add_security_headers(response, headers))
