@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import shutil
 import tempfile
 import threading
@@ -27,7 +28,7 @@ import socketio
 from deploy.cluster import Cluster
 from deploy.services import ServerProcess, free_port
 
-from .conftest import ARTIFACTS, chromium, form_token, fresh_database, start_camera, stream
+from .conftest import ARTIFACTS, ROOT, chromium, form_token, fresh_database, start_camera, stream
 
 pytestmark = pytest.mark.server
 
@@ -110,6 +111,62 @@ def test_the_page_is_served_over_https_through_nginx(cluster):
     assert plain.status_code == 301 and plain.headers["Location"].startswith("https://")
     [(revision,)] = sql(cluster, "SELECT version_num FROM alembic_version")
     assert revision  # the servers migrated the shared database at start
+
+
+def test_the_device_files_are_served_through_nginx_compressed_cached_and_typed(cluster):
+    """What a device-mode page loads, through nginx over HTTPS: the manifest never cached (by
+    the browser or by nginx), every file it names gzipped when the client takes gzip and whole
+    when not, each with its MIME type and a year-long immutable cache, the same bytes as the
+    file on disk, and from nginx's own copy the second time; an outdated digest is a 404."""
+    import gzip
+    import hashlib
+
+    def get(path: str, encoding: str = "gzip") -> requests.Response:
+        answer = requests.get(
+            cluster.url + path,
+            headers={"Accept-Encoding": encoding},
+            stream=True,
+            timeout=30,
+            verify=str(cluster.certificate),
+        )
+        answer.body = answer.raw.read(decode_content=False)  # as sent, not as requests decodes it
+        return answer
+
+    manifest = [get("/device/manifest.json") for _ in range(2)]
+    for answer in manifest:
+        assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-cache"
+        assert answer.headers["X-Cache"] != "HIT"  # every manifest request reaches a server
+    names = json.loads(
+        gzip.decompress(manifest[0].body) if manifest[0].headers.get("Content-Encoding") else manifest[0].body
+    )
+    runtime = names["runtime"]["wasm_path"]
+    files = {
+        names["runtime"]["module"]: "text/javascript",
+        runtime + "ort-wasm-simd-threaded.mjs": "text/javascript",
+        runtime + "ort-wasm-simd-threaded.wasm": "application/wasm",
+        names["classifier"]["model"]: "application/octet-stream",
+        names["classifier"]["card"]: "application/json",
+        names["detector"]["short"]: "application/octet-stream",
+        names["detector"]["full"]: "application/octet-stream",
+    }
+    vendor = ROOT / "static" / "vendor" / f"onnxruntime-web-{names['runtime']['version']}"
+    for url, mimetype in files.items():
+        first, again, whole = get(url), get(url), get(url, "identity")
+        for answer in (first, again, whole):
+            assert answer.status_code == 200, url
+            assert answer.headers["Content-Type"].split(";")[0] == mimetype, url
+            assert answer.headers["Cache-Control"] == "public, max-age=31536000, immutable", url
+            assert "wasm-unsafe-eval" in answer.headers["Content-Security-Policy"], url
+        assert first.headers["Content-Encoding"] == again.headers["Content-Encoding"] == "gzip", url
+        assert "Content-Encoding" not in whole.headers, url
+        assert again.headers["X-Cache"] == "HIT" and again.body == first.body, url  # nginx's own copy
+        assert gzip.decompress(first.body) == whole.body, url
+        if "/models/" in url:  # the URL names the content: its sha256's first 16 hex digits
+            assert hashlib.sha256(whole.body).hexdigest()[:16] == url.rsplit(".", 2)[1], url
+        else:
+            assert whole.body == (vendor / url.rsplit("/", 1)[1]).read_bytes(), url
+    stale = names["classifier"]["model"].replace(names["classifier"]["model"].rsplit(".", 2)[1], "0" * 16)
+    assert get(stale).status_code == 404
 
 
 def test_websocket_pages_spread_over_both_processes(cluster, astronaut_jpeg):
