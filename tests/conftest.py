@@ -399,3 +399,35 @@ def start_camera(page, url: str) -> None:
     assert start.is_disabled(), "the camera must not start before consent"
     page.locator("#consent-check").check()
     start.click()
+
+
+def overlay_has_drawing(page) -> bool:
+    """Whether anything (a face's box, its label) is drawn over the video."""
+    return page.evaluate(
+        """() => {
+            const c = document.getElementById('overlay');
+            if (!c.width || !c.height) return false;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true;
+            return false;
+        }"""
+    )
+
+
+# --- a real face held in front of the fake camera ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def held_faces(validation_sample) -> dict[str, np.ndarray]:
+    """Per emotion, the first photo of the fixed validation sample that the model reads as
+    that emotion on a camera frame (the recognition floors are tested in test_model.py;
+    the browser tests ask what the page does with each mood, in either analysis mode)."""
+    return {label: frame for label, (frame, _face) in read_as_labelled(validation_sample).items()}
+
+
+def watch_face(held_faces: dict[str, np.ndarray], emotion: str, tmp_path: Path):
+    """Chromium whose camera holds the face ``held_faces`` has for ``emotion``."""
+    if emotion not in held_faces:
+        pytest.fail(f"no {emotion} photo in the validation sample is read as {emotion}")
+    camera = make_video(tmp_path, held_faces[emotion], emotion)
+    return chromium(camera, tmp_path / "profile")

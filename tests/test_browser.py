@@ -9,21 +9,9 @@ import pytest
 
 from bench.common import ServerProcess
 
-from .conftest import ARTIFACTS, chromium, make_video, read_as_labelled, start_camera
+from .conftest import ARTIFACTS, overlay_has_drawing, start_camera, watch_face
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
-
-
-def overlay_has_drawing(page) -> bool:
-    return page.evaluate(
-        """() => {
-            const c = document.getElementById('overlay');
-            if (!c.width || !c.height) return false;
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true;
-            return false;
-        }"""
-    )
 
 
 def test_live_page_shows_happy(browser, start_server):
@@ -173,26 +161,11 @@ def test_history_page_after_a_session(browser, start_server, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def held_faces(validation_sample) -> dict[str, object]:
-    """Per emotion, the first photo of the fixed validation sample that the model reads as
-    that emotion on a camera frame (the recognition floors are tested in test_model.py;
-    here the question is what the page does with each mood)."""
-    return {label: frame for label, (frame, _face) in read_as_labelled(validation_sample).items()}
-
-
-@pytest.fixture(scope="module")
 def care_server():
     """One real server, default settings and the bundled model, for the per-mood tests."""
     server = ServerProcess("gunicorn", {}, log_dir=ARTIFACTS)
     yield server
     server.stop()
-
-
-def watch_face(held_faces, emotion, tmp_path):
-    if emotion not in held_faces:
-        pytest.fail(f"no {emotion} photo in the validation sample is read as {emotion}")
-    camera = make_video(tmp_path, held_faces[emotion], emotion)
-    return chromium(camera, tmp_path / "profile")
 
 
 @pytest.mark.parametrize("emotion", ["fear", "sad", "angry", "disgust"])
