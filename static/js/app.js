@@ -6,6 +6,14 @@
  * as volatile emits (dropped, not queued, while the connection cannot take them), and are
  * never stored, on either side. Capture pauses while the tab is hidden; a camera that goes
  * away (unplugged, permission withdrawn) is said so, with a button to start it again.
+ *
+ * Analysis on this device (docs/device.md): the same loop, but each captured frame is
+ * analysed here by analyzer.js (imported, with its runtime and models, only once this mode is
+ * chosen) and only its faces' boxes and scores go to the server, as a `scores` event paced
+ * like frames: at most TARGET_FPS a second and one awaiting its answer. The server's `result`
+ * then drives the page exactly as in server mode, so tracking, smoothing, care, calibration
+ * and history are the server's in both modes. If the analysis cannot load or fails, the page
+ * says so and sends frames instead: the person chose privacy, so it is never silent.
  */
 (function () {
   "use strict";
@@ -30,9 +38,12 @@
   const consent = $("consent-check");
   const consentCard = $("consent");
   const capture = document.createElement("canvas");
+  // read back every frame in device mode: a canvas kept in memory rather than on the GPU
+  const captureContext = capture.getContext("2d", { willReadFrequently: true });
   const backendSelect = $("backend-select");
   const cameraSelect = $("camera-select");
   const cameraLost = $("camera-lost");
+  const analysisSelect = $("set-analysis");
   // the backend this page asked for; null: whatever the server's default is
   const offered = (name) => [...backendSelect.options].some((o) => o.value === name);
   let chosenBackend = localStorage.getItem("emocare.backend");
@@ -60,6 +71,27 @@
     }
   }
 
+  // --- where frames are analysed: "server" (frames are sent) or "device" (scores are sent) -----
+  const MODES = ["server", "device"];
+  const serverDefault = MODES.includes(analysisSelect.dataset.default) ? analysisSelect.dataset.default : "server";
+  let chosenAnalysis = localStorage.getItem("emocare.analysis");
+  if (!MODES.includes(chosenAnalysis)) chosenAnalysis = serverDefault;
+  analysisSelect.value = chosenAnalysis;
+  showConsentFor(chosenAnalysis);
+  analysisSelect.addEventListener("change", () => {
+    chosenAnalysis = MODES.includes(analysisSelect.value) ? analysisSelect.value : serverDefault;
+    localStorage.setItem("emocare.analysis", chosenAnalysis);
+    showConsentFor(chosenAnalysis);
+    state.fallback = null; // a new choice: try it afresh
+    // device mode loads its files when the camera starts; server mode applies at once
+    if (state.running || chosenAnalysis === "server") prepareAnalysis();
+  });
+
+  function showConsentFor(mode) {
+    $("consent-server").hidden = mode === "device";
+    $("consent-device").hidden = mode !== "device";
+  }
+
   function t(key, values) {
     let text = strings[key] || key;
     for (const [name, value] of Object.entries(values || {})) text = text.replace("{" + name + "}", value);
@@ -68,11 +100,32 @@
 
   // #status is a polite live region: it is written only when what it says changes, so a
   // screen reader hears "Live" once, not once a frame
+  // "Live" says where the analysis runs: here, on the server, or on the server because this
+  // device could not (data-analysis says the same to scripts and tests)
   function setStatus(name, text) {
-    const value = text || t("status." + name);
-    if (statusEl.dataset.state === name && statusEl.textContent === value) return;
+    const value = text || (name === "live" ? t(liveKey()) : t("status." + name));
+    if (
+      statusEl.dataset.state === name &&
+      statusEl.textContent === value &&
+      statusEl.dataset.analysis === state.analysis
+    )
+      return;
     statusEl.dataset.state = name;
+    statusEl.dataset.analysis = state.analysis;
     statusEl.textContent = value;
+  }
+
+  function liveKey() {
+    if (state.analysis === "device") return "status.live_device";
+    return state.fallback ? "status.live_fallback" : "status.live_server";
+  }
+
+  // what the page says while the camera runs and nothing has gone wrong
+  function runningStatus() {
+    if (state.paused) return "paused";
+    if (state.analysis === "loading") return "loading_device";
+    if (state.ready) return "live";
+    return state.fallback ? "device_failed" : "connecting";
   }
 
   const hooks = []; // other scripts (care.js) attach their handlers to the socket here
@@ -90,7 +143,15 @@
     socket: null,
     paused: false, // the tab is hidden
     lastFaceAt: 0,
+    analysis: "server", // what runs now: "server", "device", or "loading" (the device's, not yet)
+    epoch: 0, // changes when the loop stops, pauses or changes mode: late work is then dropped
+    analysing: false, // this device is analysing a frame (one at a time)
+    fallback: null, // why this device could not analyse, once it could not
+    analyseMs: [], // this device's recent analysis times
   };
+  let analyzer = null; // analyzer.js's DeviceAnalyzer, once loaded
+  let loading = null; // its loading, while under way
+  let forcedModel = false; // device mode asked the server for EmoCare's model, not the chosen one
 
   consent.addEventListener("change", () => {
     startBtn.disabled = !consent.checked || state.running;
@@ -102,19 +163,19 @@
     const socket = io({ transports: ["websocket", "polling"] });
     socket.on("connect", () => {
       if (!state.ready) setStatus("warming");
-      if (chosenBackend) socket.emit("configure", { backend: chosenBackend });
+      if (wantedBackend()) socket.emit("configure", { backend: wantedBackend() });
     });
     socket.on("status", (msg) => {
       if (msg.state === "error") msg.message = errorText(msg);
       // a broadcast about the server's default model does not concern a page that chose another
-      if (chosenBackend && msg.requested && msg.requested !== chosenBackend && msg.state !== "error") return;
+      const wanted = wantedBackend();
+      if (wanted && msg.requested && msg.requested !== wanted && msg.state !== "error") return;
       if (!chosenBackend && offered(msg.requested)) {
         backendSelect.value = msg.requested;
       }
-      const line = t("footer.backend", { backend: msg.backend }) + (msg.notice ? " — " + msg.notice : "");
-      $("backend").textContent = msg.state === "error" && msg.backend ? line + " — " + msg.message : line;
-      $("backend").dataset.backend = msg.backend || "";
-      if (msg.state === "error" && msg.backend && msg.requested === chosenBackend) {
+      lastStatus = msg;
+      renderBackend();
+      if (msg.state === "error" && msg.backend && msg.requested === chosenBackend && !forcedModel) {
         // the model asked for failed to load; the server kept the one this page had
         chooseBackend(activeBackend);
         backendSelect.value = msg.backend;
@@ -146,9 +207,102 @@
   function markReady() {
     state.ready = true;
     if (state.running) {
-      setStatus("live");
+      setStatus(runningStatus());
       schedule(0);
     }
+  }
+
+  // --- the model: the one chosen, or EmoCare's own while this device runs it ------------------
+
+  let lastStatus = null; // the server's last status about this page's model
+
+  // In device mode the page runs EmoCare's model, so the server's session uses it too: its
+  // calibration and the person's relaxed-face baseline belong to that model.
+  function wantedBackend() {
+    return state.analysis === "device" ? "emocare" : chosenBackend;
+  }
+
+  function renderBackend() {
+    const line = $("backend");
+    backendSelect.disabled = state.analysis === "device";
+    if (state.analysis === "device") {
+      line.textContent = t("footer.backend_device");
+      line.dataset.backend = "emocare";
+      return;
+    }
+    const msg = lastStatus;
+    let text = "";
+    if (msg) {
+      text = t("footer.backend", { backend: msg.backend }) + (msg.notice ? " — " + msg.notice : "");
+      if (msg.state === "error" && msg.backend) text += " — " + msg.message;
+    }
+    if (state.fallback) text += (text ? " — " : "") + t("footer.device_failed", { error: state.fallback });
+    line.textContent = text;
+    line.dataset.backend = msg ? msg.backend || "" : "";
+  }
+
+  // entering device mode asks the server for EmoCare's model; leaving it, for the chosen one
+  // (null: the server's default); the page waits for the server's "ready" as on any switch
+  function configureModel() {
+    const device = state.analysis === "device";
+    if (device === forcedModel) return;
+    forcedModel = device;
+    if (!state.socket || !state.socket.connected) return; // "connect" asks for wantedBackend()
+    state.ready = false;
+    state.socket.emit("configure", { backend: wantedBackend() });
+  }
+
+  // --- analysis on this device ------------------------------------------------------------------
+
+  // Load analyzer.js, its runtime and models (first time only) when device mode is chosen;
+  // anything that fails falls back to the server, said on the status line and beside the model.
+  async function prepareAnalysis() {
+    if (chosenAnalysis !== "device" || state.fallback) {
+      useAnalysis("server");
+      return;
+    }
+    if (analyzer) {
+      useAnalysis("device");
+      return;
+    }
+    useAnalysis("loading");
+    try {
+      if (typeof WebAssembly !== "object") throw new Error("WebAssembly is not available in this browser");
+      if (!loading) {
+        loading = import(analysisSelect.dataset.analyzer).then((module) =>
+          module.loadAnalyzer({ manifestUrl: analysisSelect.dataset.manifest })
+        );
+      }
+      analyzer = await loading;
+    } catch (err) {
+      loading = null;
+      fallBack(err);
+      return;
+    }
+    // the choice may have changed while it loaded
+    useAnalysis(chosenAnalysis === "device" && !state.fallback ? "device" : "server");
+  }
+
+  function fallBack(err) {
+    const reason = (err && (err.message || err.name)) || String(err);
+    console.warn("analysis on this device is unavailable; the server analyses instead:", err);
+    state.fallback = reason;
+    useAnalysis("server");
+  }
+
+  function useAnalysis(mode) {
+    if (state.analysis !== mode) {
+      state.epoch += 1; // what is under way belongs to the other mode: forget it
+      clearTimeout(state.watchdog);
+      state.inFlight = false;
+      state.rtts = [];
+    }
+    state.analysis = mode;
+    renderBackend();
+    configureModel();
+    if (!state.running) return;
+    setStatus(runningStatus());
+    if (mode !== "loading") schedule(0);
   }
 
   // --- the camera: which one, and what happens when it goes away -----------------------------
@@ -250,13 +404,14 @@
     if (!state.running) return;
     if (document.hidden) {
       state.paused = true;
+      state.epoch += 1;
       clearTimeout(state.timer);
       clearTimeout(state.watchdog);
       state.inFlight = false;
       setStatus("paused");
     } else if (state.paused) {
       state.paused = false;
-      setStatus(state.ready ? "live" : "connecting");
+      setStatus(runningStatus());
       if (state.ready) schedule(0);
     }
   });
@@ -293,12 +448,14 @@
       await ensureProfile();
       state.socket = connect();
     } else if (!state.socket.connected) state.socket.connect();
-    setStatus(state.paused ? "paused" : state.ready ? "live" : "connecting");
+    prepareAnalysis(); // device mode: load the analysis now, and send nothing until it runs
+    setStatus(runningStatus());
     if (state.ready) schedule(0);
   }
 
   function stop() {
     state.running = false;
+    state.epoch += 1;
     clearTimeout(state.timer);
     clearTimeout(state.watchdog);
     state.inFlight = false;
@@ -320,12 +477,18 @@
   function sendFrame() {
     if (!state.running || state.paused || !state.ready || state.inFlight) return;
     if (!state.socket || !state.socket.connected) return;
+    if (state.analysis === "loading") return; // prepareAnalysis schedules the first frame
+    if (state.analysis === "device" && state.analysing) return schedule(20); // a late one finishing
     if (!video.videoWidth) return schedule(100);
     const height = Math.round((FRAME_WIDTH * video.videoHeight) / video.videoWidth);
     capture.width = FRAME_WIDTH;
     capture.height = height;
-    capture.getContext("2d").drawImage(video, 0, 0, FRAME_WIDTH, height);
+    captureContext.drawImage(video, 0, 0, FRAME_WIDTH, height);
     state.inFlight = true;
+    if (state.analysis === "device") {
+      analyseHere(captureContext.getImageData(0, 0, FRAME_WIDTH, height));
+      return;
+    }
     capture.toBlob(async (blob) => {
       if (!blob || !state.running) {
         state.inFlight = false; // the canvas gave nothing (a busy tab): try the next frame
@@ -346,6 +509,59 @@
     }, "image/jpeg", JPEG_QUALITY);
   }
 
+  // The frame analysed here; only its faces' boxes and scores are sent (docs/protocol.md,
+  // `scores`), never the picture. Scores are rounded to 6 decimals (their sum stays within
+  // 1e-5 of 1): about 150 bytes a face. Never two sends less than 1/TARGET_FPS s apart.
+  async function analyseHere(image) {
+    const epoch = state.epoch;
+    const began = performance.now();
+    let faces;
+    state.analysing = true;
+    try {
+      faces = await analyzer.analyze(image);
+    } catch (err) {
+      if (epoch === state.epoch) fallBack(err);
+      return;
+    } finally {
+      state.analysing = false;
+    }
+    state.analyseMs.push(performance.now() - began);
+    if (state.analyseMs.length > 30) state.analyseMs.shift();
+    // a timer may fire a little early by performance.now()'s clock: wait until it says so
+    let wait;
+    while ((wait = state.sentAt + 1000 / TARGET_FPS - performance.now()) > 0) {
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
+    }
+    if (epoch !== state.epoch) return; // stopped, hidden or switched meanwhile
+    const socket = state.socket;
+    if (!socket || !socket.connected) {
+      state.inFlight = false; // "connect" and "ready" start the loop again
+      return;
+    }
+    state.seq += 1;
+    state.sentAt = performance.now();
+    socket.volatile.emit("scores", {
+      seq: state.seq,
+      width: image.width,
+      height: image.height,
+      faces: faces.map((face) => ({
+        box: face.box,
+        scores: EMOTIONS.map((name) => Math.round(face.scores[name] * 1e6) / 1e6),
+      })),
+    });
+    clearTimeout(state.watchdog);
+    state.watchdog = setTimeout(() => {
+      state.inFlight = false;
+      schedule(0);
+    }, REPLY_TIMEOUT_MS);
+  }
+
+  function median(values) {
+    if (!values.length) return 0;
+    const sorted = values.slice().sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)];
+  }
+
   // The time between frames: TARGET_FPS while round trips are short; over a slow link or a
   // busy server, one frame every 1.5 median round trips (at least MIN_FPS), so the page does
   // not keep the connection full; it speeds up again as the round trips shorten.
@@ -356,12 +572,17 @@
     return Math.min(1000 / MIN_FPS, Math.max(1000 / TARGET_FPS, 1.5 * median));
   }
 
+  // in device mode the next capture starts early by the usual analysis time, so that its
+  // scores are ready to go one interval after the last were sent
   function nextFrame() {
     const elapsed = performance.now() - state.sentAt;
-    schedule(frameInterval(state.rtts) - elapsed);
+    const analysing = state.analysis === "device" ? median(state.analyseMs) : 0;
+    schedule(frameInterval(state.rtts) - elapsed - analysing);
   }
 
   function onResult(msg) {
+    // the answer to the other mode's last message, after a switch: not this loop's
+    if ((msg.analysis === "device") !== (state.analysis === "device")) return;
     clearTimeout(state.watchdog);
     state.inFlight = false;
     const rtt = performance.now() - state.sentAt;
@@ -409,11 +630,12 @@
     const recent = state.rtts;
     if (recent.length < 2) return;
     const seconds = (recent[recent.length - 1].at - recent[0].at) / 1000;
-    const sorted = recent.map((r) => r.rtt).sort((a, b) => a - b);
-    $("stats").textContent = t("stats.fps", {
+    const values = {
       fps: ((recent.length - 1) / seconds).toFixed(1),
-      rtt: Math.round(sorted[Math.floor(sorted.length / 2)]),
-    });
+      rtt: Math.round(median(recent.map((r) => r.rtt))),
+      ms: Math.round(median(state.analyseMs)),
+    };
+    $("stats").textContent = t(state.analysis === "device" ? "stats.device" : "stats.fps", values);
   }
 
   function renderScores(face) {
