@@ -19,7 +19,7 @@ the most that held.
 Server-mode pages send the JPEG frames the page sends today, device-mode pages the ``scores``
 events of a page that analyses on its own device, 10 a second each, one in flight; the pages
 are simulated cheaply in this process (``bench/pages.py``). ``--find-max`` doubles the pages
-until the bar breaks, then halves the gap to ``--step`` (or a tenth of what held). Each row
+until the bar breaks, then halves the gap to one page (or a tenth of what held). Each row
 says what limited it: the server's p95, errors, or the clients themselves (their event loop
 saturating one core) — a limit of the clients is only a floor for the server. The last line
 printed is JSON: ``{"max_clients": {"server": M, "device": N}, ...}``.
@@ -355,7 +355,7 @@ def analysis_rows(mode: str, args: argparse.Namespace, folder: Path) -> dict:
 
     try:
         if args.find_max:
-            best, failed = find_max(measure, FIRST_ROW[mode], args.step, args.max_clients)
+            best, failed = find_max(measure, FIRST_ROW[mode], 1, args.max_clients)
         else:
             for n in args.clients:
                 measure(n)

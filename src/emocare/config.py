@@ -68,10 +68,14 @@ class Config:
     #: connection until it sends ``scores``. Above, a new connection is refused with a clear
     #: reason (``server_full``). Sized by inference, which these pages may all want at once.
     MAX_CONNECTIONS = 60
-    #: And besides those, sessions whose pages analyse on their device (moved here by their
-    #: first ``scores``): they cost no inference, so their cap is sized by what one process
-    #: measured holding at 10 scores a second each (docs/deploy.md, *Sizing*).
-    MAX_DEVICE_CONNECTIONS = 240
+    #: And besides those, sessions whose pages analyse on their device (said in their handshake,
+    #: or moved here by their first ``scores``); when these are taken, a device page may take a
+    #: free server place too. They cost no inference, but each costs one Python process about
+    #: 1.4 ms of CPU ten times a second: measured (``bench.serving --analysis``, docs/deploy.md),
+    #: one process held 55 device pages at p95 <= 100 ms against 2 server pages, delivered its
+    #: most scores a second (about 500) up to 120 pages, and thrashed at 240 (half that, p95
+    #: 2.1 s). 60 places here and the 60 of the server keep a process under 120.
+    MAX_DEVICE_CONNECTIONS = 60
     #: Open connections from one client address, whatever their mode.
     MAX_CONNECTIONS_PER_ADDRESS = 10
     MAX_FRAME_BYTES = 1_000_000
