@@ -99,9 +99,9 @@
   }
 
   // #status is a polite live region: it is written only when what it says changes, so a
-  // screen reader hears "Live" once, not once a frame
-  // "Live" says where the analysis runs: here, on the server, or on the server because this
-  // device could not (data-analysis says the same to scripts and tests)
+  // screen reader hears "Live" once, not once a frame. "Live" says where the analysis runs:
+  // here, on the server, or on the server because this device could not (data-analysis says
+  // the same to scripts and tests)
   function setStatus(name, text) {
     const value = text || (name === "live" ? t(liveKey()) : t("status." + name));
     if (
