@@ -24,9 +24,6 @@ from emocare.live.service import DEVICE, SERVER, TRANSPORT_SPARE
 
 from .conftest import ARTIFACTS, close_app, make_app
 
-pytestmark = pytest.mark.server
-
-
 # --- the accounting, without a server ----------------------------------------------------------
 
 
@@ -158,6 +155,7 @@ def until(condition, timeout: float = 10.0) -> bool:
     return condition()
 
 
+@pytest.mark.server
 def test_a_device_page_says_so_and_takes_a_device_place(server):
     plain = Page(server.url)  # the one server place
     assert refusal(server.url) == "server_full"
@@ -180,6 +178,7 @@ def test_a_device_page_says_so_and_takes_a_device_place(server):
     assert until(lambda: server.health()["sessions"] == 0)
 
 
+@pytest.mark.server
 def test_a_page_that_did_not_say_moves_at_its_first_scores(server):
     first = Page(server.url)
     assert refusal(server.url) == "server_full"
@@ -193,6 +192,7 @@ def test_a_page_that_did_not_say_moves_at_its_first_scores(server):
     assert until(lambda: server.health()["sessions"] == 0)
 
 
+@pytest.mark.server
 def test_sockets_are_capped_at_both_caps_plus_the_spare(server):
     """A socket holds a server thread from its handshake on: idle sockets that never join are
     refused (HTTP 401) past the two caps together, plus the spare that lets a refused page be
@@ -212,6 +212,7 @@ def test_sockets_are_capped_at_both_caps_plus_the_spare(server):
     assert until(lambda: connects(server.url))  # the sockets' places are given back
 
 
+@pytest.mark.server
 def test_a_device_page_that_floods_is_cut_off_as_a_frame_flooder_is(start_server):
     """Device places are many and cheap, but a flood of ``scores`` is refused at the same 15 a
     second as frames and cut off at the same count, and its address waits 30 s."""

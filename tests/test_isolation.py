@@ -57,6 +57,7 @@ ANALYSE = """async ([w, h, b64]) => {
 }"""
 
 
+@pytest.mark.browser
 @pytest.mark.server
 def test_isolated_pages_load_everything_and_analyse_on_two_threads(fake_camera, tmp_path):
     server = ServerProcess("gunicorn", {"EMOCARE_CROSS_ORIGIN_ISOLATION": "true"}, log_dir=ARTIFACTS)
