@@ -124,22 +124,34 @@ def device_server():
     server.stop()
 
 
-def go_live_on_device(page, url: str | None = None) -> float:
+def device_sessions(page, server) -> tuple[int, int]:
+    """(sessions, of which counted as analysed on their device) on the server (/healthz)."""
+    health = page.request.get(server.url + "/healthz").json()
+    return health["sessions"], health["device_sessions"]
+
+
+def go_live_on_device(page, url: str | None = None, server=None) -> float:
     """Start the camera (on the page at ``url``, or the page as it is); seconds until the page
-    is live, analysing on this device."""
+    is live, analysing on this device. With ``server``: the page is counted on the device from
+    its handshake on, before it has sent any scores (it is still loading its analysis)."""
     started = time.monotonic()
     if url is None:
         page.locator("#consent-check").check()
         page.locator("#start").click()
     else:
         start_camera(page, url)
+    if server is not None:
+        page.wait_for_function("() => window.emocare.state.socket && window.emocare.state.socket.connected")
+        counted = device_sessions(page, server)
+        assert page.evaluate("window.emocare.state.seq") == 0, "scores were sent before the count was read"
+        assert counted == (1, 1), counted
     page.wait_for_selector('#status[data-state="live"][data-analysis="device"]', timeout=LIVE_WITHIN_MS)
     return time.monotonic() - started
 
 
 def test_device_mode_goes_live_calibrates_and_sends_no_picture(device_server, expressions, tmp_path):
-    """With the server's default at ``device``: live on this device, the face labelled and
-    boxed, the relaxed-face step done on scores alone, 25 s of streaming with no binary frame
+    """With the server's default at ``device``: counted on the device from the handshake, live
+    on this device, the face labelled and boxed, the relaxed-face step done on scores alone, 25 s of streaming with no binary frame
     and under 200 KB sent, at most 10 ``scores`` a second; then the settings switch to server
     analysis (frames flow: the counting sees them), the choice is remembered, a page in server
     mode fetches none of the device's files, and choosing this device again stops the frames."""
@@ -157,7 +169,7 @@ def test_device_mode_goes_live_calibrates_and_sends_no_picture(device_server, ex
         assert fetched == [], "the device's files are fetched only once the camera starts"
         page.evaluate(RECORD_EMITS)
 
-        took = go_live_on_device(page)
+        took = go_live_on_device(page, server=device_server)
         assert page.locator("#status").inner_text() == "Live · analysed on this device"
         assert any(url.endswith("/device/manifest.json") for url in fetched)
         assert any(".wasm" in url for url in fetched) and any(".onnx" in url for url in fetched)
@@ -206,6 +218,7 @@ def test_device_mode_goes_live_calibrates_and_sends_no_picture(device_server, ex
         while wire.binary_frames < 5 and time.monotonic() < deadline:
             page.wait_for_timeout(200)
         assert wire.binary_frames >= 5 and wire.events["frame"] >= 5, "server mode sends frames"
+        assert device_sessions(page, device_server) == (1, 0)  # a frame takes one of the server's places
         assert page.evaluate("localStorage.getItem('emocare.analysis')") == "server"
         assert_clean(page, problems)
 
@@ -221,6 +234,7 @@ def test_device_mode_goes_live_calibrates_and_sends_no_picture(device_server, ex
         assert page.locator("#consent-server").is_visible()
         page.wait_for_selector('#status[data-state="live"][data-analysis="server"]', timeout=20_000)
         assert fetched == []
+        assert device_sessions(page, device_server) == (1, 0)  # asked for a server place
 
         # and back to this device while live: the pictures stop
         page.locator("#settings summary").click()
@@ -230,6 +244,7 @@ def test_device_mode_goes_live_calibrates_and_sends_no_picture(device_server, ex
         scores = wire.events["scores"]
         page.wait_for_timeout(3_000)
         assert sent_frames > 0 and wire.binary_frames == sent_frames and wire.events["scores"] > scores
+        assert device_sessions(page, device_server) == (1, 1)  # moved by its first scores
         assert_clean(page, problems)
 
 
@@ -288,6 +303,7 @@ def test_a_page_whose_wasm_is_blocked_falls_back_to_the_server_and_says_so(brows
     assert any(s.startswith("loading_device:正在把分析模型加载到本机") for s in seen), seen
     page.wait_for_selector('#dominant[data-emotion="happy"]', timeout=20_000)
     assert "开心" in page.locator("#dominant").inner_text()
+    assert device_sessions(page, device_server) == (1, 0)  # its frames need a server place
     assert wire.binary_frames > 0 and wire.events["scores"] == 0  # the server analyses frames
     assert page.locator("#set-analysis").input_value() == "device"
     page.screenshot(path=str(ARTIFACTS / "device-fallback-zh-CN.png"))

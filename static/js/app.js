@@ -159,8 +159,15 @@
   startBtn.addEventListener("click", start);
   stopBtn.addEventListener("click", stop);
 
+  // A page that will analyse on its device says so in its handshake (asked again at every
+  // reconnection): the server then counts it among the places that cost it no inference
+  // (docs/protocol.md). After a fallback it asks for one of the server's places.
+  function handshake(callback) {
+    callback(chosenAnalysis === "device" && !state.fallback ? { analysis: "device" } : {});
+  }
+
   function connect() {
-    const socket = io({ transports: ["websocket", "polling"] });
+    const socket = io({ transports: ["websocket", "polling"], auth: handshake });
     socket.on("connect", () => {
       if (!state.ready) setStatus("warming");
       if (wantedBackend()) socket.emit("configure", { backend: wantedBackend() });
