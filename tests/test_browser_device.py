@@ -151,10 +151,11 @@ def go_live_on_device(page, url: str | None = None, server=None) -> float:
 
 def test_device_mode_goes_live_calibrates_and_sends_no_picture(device_server, expressions, tmp_path):
     """With the server's default at ``device``: counted on the device from the handshake, live
-    on this device, the face labelled and boxed, the relaxed-face step done on scores alone, 25 s of streaming with no binary frame
-    and under 200 KB sent, at most 10 ``scores`` a second; then the settings switch to server
-    analysis (frames flow: the counting sees them), the choice is remembered, a page in server
-    mode fetches none of the device's files, and choosing this device again stops the frames."""
+    on this device, the face labelled and boxed, the relaxed-face step done on scores alone,
+    25 s of streaming with no binary frame and under 200 KB sent, at most 10 ``scores`` a
+    second; then the settings switch to server analysis (frames flow: the counting sees them),
+    the choice is remembered, a page in server mode fetches none of the device's files, and
+    choosing this device again stops the frames."""
     relaxed = poser_read_sad(expressions)["neutral"][0]
     with chromium(make_video(tmp_path, relaxed, "relaxed"), tmp_path / "profile") as context:
         page = context.new_page()
