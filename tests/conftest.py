@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import os
 import re
 import shutil
@@ -431,3 +433,62 @@ def watch_face(held_faces: dict[str, np.ndarray], emotion: str, tmp_path: Path):
         pytest.fail(f"no {emotion} photo in the validation sample is read as {emotion}")
     camera = make_video(tmp_path, held_faces[emotion], emotion)
     return chromium(camera, tmp_path / "profile")
+
+
+# --- DeepFace's weights, served ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def random_weights_home(tmp_path_factory) -> Path:
+    """DeepFace's emotion CNN, built by DeepFace's own code with random weights, saved offline
+    where DeepFace looks for it under this home: its weights cannot be had here."""
+    from emocare.vision.deepface_backend import weights_path
+
+    home = tmp_path_factory.mktemp("deepface_home")
+    path = weights_path(home)
+    path.parent.mkdir(parents=True)
+    os.environ["DEEPFACE_HOME"] = str(home)  # importing deepface creates $DEEPFACE_HOME/.deepface
+    from deepface import DeepFace  # noqa: F401  (first: it switches TensorFlow to tf-keras, as in the app)
+    from deepface.commons import weight_utils
+    from deepface.models.demography.tf import Emotion
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DEEPFACE_HOME", str(home))
+        mp.setattr(weight_utils, "download_weights_if_necessary", lambda **_: str(path))
+        mp.setattr(weight_utils, "load_model_weights", lambda model, weight_file: model)
+        model = Emotion.load_model()
+    model.save_weights(str(path))
+    return home
+
+
+class _Files(http.server.SimpleHTTPRequestHandler):
+    """A folder over HTTP, each file sent in 256 KB pieces ``pause_s`` apart (a slow line)."""
+
+    pause_s = 0.0
+
+    def copyfile(self, source, outputfile):
+        try:
+            while piece := source.read(256 * 1024):
+                outputfile.write(piece)
+                outputfile.flush()
+                time.sleep(self.pause_s)
+        except ConnectionError:  # the client gave up (a bounded wait): nothing to report
+            pass
+
+    def log_message(self, *args):  # the test's output is pytest's, not the server's
+        pass
+
+
+@contextlib.contextmanager
+def serve_files(folder: Path, pause_s: float = 0.0) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 serving ``folder``; yields its base URL."""
+    handler = type("Files", (_Files,), {"pause_s": pause_s})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

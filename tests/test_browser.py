@@ -3,13 +3,14 @@ portrait, the real server on 127.0.0.1, and the page rendering "happy" from live
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from bench.common import ServerProcess
 
-from .conftest import ARTIFACTS, overlay_has_drawing, start_camera, watch_face
+from .conftest import ARTIFACTS, overlay_has_drawing, serve_files, start_camera, watch_face
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -52,6 +53,46 @@ def test_choosing_deepface_offline_says_why_and_keeps_working(browser, start_ser
     page.evaluate("document.getElementById('dominant').dataset.emotion = ''")
     page.wait_for_selector('#dominant[data-emotion="happy"]', timeout=20_000)  # frames still flow
     assert page.locator("#status").get_attribute("data-state") == "live"
+
+
+def test_choosing_deepface_online_shows_the_download_then_analyses_with_it(
+    browser, start_server, tmp_path, random_weights_home
+):
+    from emocare.vision.deepface_backend import WEIGHTS_FILE, weights_path
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / WEIGHTS_FILE).write_bytes(weights_path(random_weights_home).read_bytes())
+    # 256 KB every 150 ms: the 6 MB take about 4 s, long enough for the status line to be read
+    with serve_files(served, pause_s=0.15) as base:
+        server = start_server(
+            "gunicorn",
+            EMOCARE_DEEPFACE_HOME=str(tmp_path / "deepface"),
+            EMOCARE_DEEPFACE_WEIGHTS_URLS=f"{base}/{WEIGHTS_FILE}",
+        )
+        page = browser.new_page()
+        start_camera(page, server.url + "/?lang=en")
+        page.wait_for_selector('#dominant[data-emotion="happy"]', timeout=20_000)
+        page.evaluate(
+            """() => { window.statusTexts = [];
+            new MutationObserver(() => window.statusTexts.push(document.getElementById('status').textContent))
+              .observe(document.getElementById('status'), {childList: true, characterData: true, subtree: true}); }"""
+        )
+        page.select_option("#backend-select", "deepface")
+        page.wait_for_function(
+            """() => { const texts = window.statusTexts;
+            return texts.length > 1 && texts[texts.length - 1].startsWith('Live')
+              && document.getElementById('backend').dataset.backend === 'deepface'; }""",
+            timeout=60_000,
+        )
+    texts = page.evaluate("window.statusTexts")
+    progress = [t for t in texts if t.startswith("Downloading the model's weights: ")]
+    assert progress, texts
+    assert all(re.fullmatch(r"Downloading the model's weights: \d+% \([\d.]+ of [\d.]+ MB\)…", t) for t in progress)
+    assert page.locator("#status").get_attribute("data-state") == "live"
+    assert "not found" not in page.locator("#backend").inner_text()
+    page.evaluate("document.getElementById('dominant').dataset.emotion = ''")
+    page.wait_for_selector("#dominant[data-emotion]:not([data-emotion=''])", timeout=20_000)  # DeepFace's reading
 
 
 def test_live_page_in_chinese(browser, start_server):

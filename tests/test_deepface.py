@@ -7,14 +7,9 @@ weights file; a local HTTP server on 127.0.0.1 serves that file, and DeepFace's 
 real ``DeepFace.analyze`` path then runs on what was downloaded.
 """
 
-import functools
 import hashlib
-import http.server
 import logging
-import os
 import socket
-import threading
-import time
 
 import pytest
 
@@ -25,7 +20,7 @@ from emocare.vision import deepface_backend as backend
 from emocare.vision.deepface_backend import BackendUnavailable, ensure_weights, weights_path
 from emocare.vision.samples import place_on_canvas
 
-from .conftest import close_app, make_app
+from .conftest import serve_files
 
 # DeepFace builds its Sequential model the Keras-2 way; Keras warns about it, not our code.
 pytestmark = pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`:UserWarning")
@@ -83,26 +78,6 @@ def test_missing_weights_fall_back_to_fer_with_a_clear_message(tmp_path, caplog,
     assert face.dominant == "happy"
 
 
-@pytest.fixture(scope="module")
-def random_weights_home(tmp_path_factory):
-    """DeepFace's emotion CNN, built by DeepFace's own code with random weights, saved offline."""
-    home = tmp_path_factory.mktemp("deepface_home")
-    path = weights_path(home)
-    path.parent.mkdir(parents=True)
-    os.environ["DEEPFACE_HOME"] = str(home)  # importing deepface creates $DEEPFACE_HOME/.deepface
-    from deepface import DeepFace  # noqa: F401  (first: it switches TensorFlow to tf-keras, as in the app)
-    from deepface.commons import weight_utils
-    from deepface.models.demography.tf import Emotion
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DEEPFACE_HOME", str(home))
-        mp.setattr(weight_utils, "download_weights_if_necessary", lambda **_: str(path))
-        mp.setattr(weight_utils, "load_model_weights", lambda model, weight_file: model)
-        model = Emotion.load_model()
-    model.save_weights(str(path))
-    return home
-
-
 @pytest.mark.parametrize("detector", ["emocare", "opencv"])
 def test_deepface_runs_offline_on_its_own_architecture(random_weights_home, astronaut, detector):
     analyzer = build_analyzer("deepface", deepface_home=random_weights_home, deepface_detector=detector)
@@ -124,11 +99,6 @@ def test_deepface_finds_no_face_in_coffee(random_weights_home):
     assert analyzer.analyze(samples.coffee()) == []
 
 
-class Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # the test's output is pytest's, not the server's
-        pass
-
-
 @pytest.fixture
 def weights_server(random_weights_home, tmp_path_factory):
     """An HTTP server on 127.0.0.1 serving DeepFace's weights file (its architecture, random
@@ -136,13 +106,8 @@ def weights_server(random_weights_home, tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
     (root / backend.WEIGHTS_FILE).write_bytes(weights_path(random_weights_home).read_bytes())
     (root / "error.h5").write_text("<html>Please sign in</html>")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serve_files(root) as url:
+        yield url
 
 
 def sha256(path) -> str:
@@ -217,19 +182,8 @@ def test_a_mirror_named_in_the_environment_replaces_deepfaces_sources(tmp_path, 
     assert ensure_weights(tmp_path, clock=Clock()).is_file()
 
 
-class SlowHandler(Handler):
-    """Serves files in 256 KB pieces, 40 ms apart: DeepFace's 6 MB take about a second, as a
-    download over a slow line takes a minute, so that a waiting page hears its progress."""
-
-    def copyfile(self, source, outputfile):
-        while piece := source.read(256 * 1024):
-            outputfile.write(piece)
-            outputfile.flush()
-            time.sleep(0.04)
-
-
 def test_a_page_choosing_deepface_hears_the_download_then_analyses_with_it(
-    tmp_path, monkeypatch, random_weights_home, astronaut_jpeg, sources
+    tmp_path, monkeypatch, random_weights_home, astronaut_jpeg, sources, app
 ):
     from deepface.modules import modeling
 
@@ -240,31 +194,25 @@ def test_a_page_choosing_deepface_hears_the_download_then_analyses_with_it(
     served.mkdir()
     (served / backend.WEIGHTS_FILE).write_bytes(weights_path(random_weights_home).read_bytes())
     size = (served / backend.WEIGHTS_FILE).stat().st_size
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SlowHandler, directory=str(served)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    sources(f"http://127.0.0.1:{server.server_address[1]}/{backend.WEIGHTS_FILE}")
     monkeypatch.setattr(session_module, "DOWNLOAD_REPORT_S", 0.1)
-    app = make_app(tmp_path)
-    try:
+    # 256 KB every 40 ms: the 6 MB take about a second, as a slow line takes a minute
+    with serve_files(served, pause_s=0.04) as base:
+        sources(f"{base}/{backend.WEIGHTS_FILE}")
         page = socketio.test_client(app, flask_test_client=app.test_client())
         page.get_received()
         page.emit("configure", {"backend": "deepface"})
         statuses = [m["args"][0] for m in page.get_received() if m["name"] == "status"]
-        downloads = [s["download"] for s in statuses if "download" in s]
-        assert statuses[0]["state"] == "warming" and statuses[0]["requested"] == "deepface"
-        assert len(downloads) >= 3 and all(s["state"] == "warming" for s in statuses[:-1])
-        received = [d["received"] for d in downloads]
-        assert received == sorted(received) and 0 < received[0] < size
-        assert {d["total"] for d in downloads} == {size}
-        assert {d["source"] for d in downloads} == {f"127.0.0.1:{server.server_address[1]}"}
-        assert statuses[-1]["state"] == "ready" and statuses[-1]["backend"] == "deepface"
-        assert statuses[-1].get("notice") is None and "download" not in statuses[-1]
-        assert weights_path(app.config["DEEPFACE_HOME"]).stat().st_size == size
-        page.emit("frame", {"seq": 1, "image": astronaut_jpeg})
-        [result] = [m["args"][0] for m in page.get_received() if m["name"] == "result"]
-        assert result["backend"] == "deepface" and len(result["faces"]) == 1
-        page.disconnect()
-    finally:
-        close_app(app)
-        server.shutdown()
-        server.server_close()
+    downloads = [s["download"] for s in statuses if "download" in s]
+    assert statuses[0]["state"] == "warming" and statuses[0]["requested"] == "deepface"
+    assert len(downloads) >= 3 and all(s["state"] == "warming" for s in statuses[:-1])
+    received = [d["received"] for d in downloads]
+    assert received == sorted(received) and 0 < received[0] < size
+    assert {d["total"] for d in downloads} == {size}
+    assert {d["source"] for d in downloads} == {base.removeprefix("http://")}
+    assert statuses[-1]["state"] == "ready" and statuses[-1]["backend"] == "deepface"
+    assert statuses[-1].get("notice") is None and "download" not in statuses[-1]
+    assert weights_path(app.config["DEEPFACE_HOME"]).stat().st_size == size
+    page.emit("frame", {"seq": 1, "image": astronaut_jpeg})
+    [result] = [m["args"][0] for m in page.get_received() if m["name"] == "result"]
+    assert result["backend"] == "deepface" and len(result["faces"]) == 1
+    page.disconnect()

@@ -194,7 +194,7 @@
         setStatus("error", msg.message);
       } else {
         state.ready = false;
-        setStatus("warming");
+        setStatus("warming", msg.download ? downloadText(msg.download) : "");
       }
     });
     socket.on("connect_error", (err) => {
@@ -209,6 +209,17 @@
       if (state.running) setStatus("disconnected");
     });
     return socket;
+  }
+
+  // DeepFace fetches its weights on first use: the server says how far it has come
+  function downloadText(download) {
+    const mb = (bytes) => (bytes / 1e6).toFixed(1);
+    if (!download.total) return t("status.downloading_size", { received: mb(download.received) });
+    return t("status.downloading", {
+      percent: Math.floor((100 * download.received) / download.total),
+      received: mb(download.received),
+      total: mb(download.total),
+    });
   }
 
   function markReady() {
