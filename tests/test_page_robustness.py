@@ -157,8 +157,10 @@ def test_the_status_is_announced_only_when_its_meaning_changes(page):
 
 def error_codes_in_the_server() -> set[str]:
     source = "\n".join(p.read_text() for p in (ROOT / "src" / "emocare").rglob("*.py"))
-    codes = set(re.findall(r'"code": "([a-z_]+)"', source)) | set(re.findall(r'FrameError\(\s*"([a-z_]+)"', source))
-    assert {"busy", "too_large", "undecodable", "no_session", "bad_settings"} <= codes  # the scan works
+    raised = r'\b(?:FrameError|ScoresError|Refused)\(\s*"([a-z_]+)"'  # the exceptions that carry a code
+    codes = set(re.findall(r'"code": "([a-z_]+)"', source)) | set(re.findall(raised, source))
+    # the scan works, for each way a code is written
+    assert {"busy", "too_large", "undecodable", "no_session", "bad_settings", "flooding", "server_full"} <= codes
     return codes
 
 
