@@ -13,6 +13,9 @@ Both target the same world: every expression equally likely beforehand, as the b
 figures count (and the held-out sets are drawn). So the temperature is fitted, and the
 expected calibration error (ECE) reported, with class-balanced weights; the ECE under the
 validation set's own class mix is reported beside it.
+
+- *A relaxed face's share (``fit_relaxed_shift``).* Between bias and temperature, one step
+  leans back from that world toward a desk's, where most faces are relaxed: see there.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..vision.metrics import class_balanced_weights, confusion_matrix, expected_calibration_error, softmax, summary
+from ..vision.types import EMOTIONS
 
 #: How far below the best balanced accuracy a bias may be and still be chosen for calibration.
 BALANCED_TOLERANCE = 0.005
+#: The lifts of neutral's logit ``fit_relaxed_shift`` tries.
+RELAXED_SHIFTS = np.round(np.arange(0.0, 1.01, 0.1), 2)
 
 
 def balanced(logits: np.ndarray, truth: np.ndarray) -> float:
@@ -42,8 +48,7 @@ def fit_bias(
     scored = []
     for tau in np.round(np.arange(0.0, 1.51, 0.05), 2):
         bias = -tau * np.log(prior)
-        score = np.mean([balanced(logits[groups == g] + bias, truth[groups == g]) for g in np.unique(groups)])
-        scored.append((float(tau), float(score), bias))
+        scored.append((float(tau), groups_balanced(logits + bias, truth, groups), bias))
     best = max(score for _, score, _ in scored)
 
     def error(bias: np.ndarray) -> float:
@@ -52,6 +57,35 @@ def fit_bias(
 
     tau, _, bias = min((c for c in scored if c[1] >= best - BALANCED_TOLERANCE), key=lambda c: error(c[2]))
     return bias, tau
+
+
+def groups_balanced(logits: np.ndarray, truth: np.ndarray, groups: np.ndarray) -> float:
+    """The mean of the groups' balanced accuracies (``fit_bias``'s objective)."""
+    return float(np.mean([balanced(logits[groups == g], truth[groups == g]) for g in np.unique(groups)]))
+
+
+def fit_relaxed_shift(logits: np.ndarray, truth: np.ndarray, groups: np.ndarray) -> float:
+    """How much to lift neutral's logit above the balanced fit (``logits`` already carry the bias).
+
+    Balanced accuracy counts every expression as equally likely. At a desk most faces are
+    relaxed, and a relaxed face read as sad is care nobody asked for: the nagging people hold
+    against care apps. Balanced accuracy is flat near its top, so among the lifts that keep it
+    within ``BALANCED_TOLERANCE`` of no lift, the one that reads the most validation faces right
+    as they come (top-1, where relaxed faces are the largest class) is taken. Measured on the
+    four networks fine-tuned 4 epochs on the FER+ votes: 0.4 took FER2013's faces read as their
+    annotators' majority from 81.3% to 83.3% and neutral's recall from 73% to 82%, with FER2013's
+    balanced accuracy unchanged (78.3%) and the photos' 70.9% to 69.9% (docs/experiments.md).
+    """
+    neutral = EMOTIONS.index("neutral")
+
+    def lifted(shift: float) -> np.ndarray:
+        out = logits.copy()
+        out[:, neutral] += shift
+        return out
+
+    floor = groups_balanced(logits, truth, groups) - BALANCED_TOLERANCE
+    kept = [float(s) for s in RELAXED_SHIFTS if groups_balanced(lifted(s), truth, groups) >= floor]
+    return max(kept, key=lambda s: float((lifted(s).argmax(axis=1) == truth).mean()))
 
 
 def fit_temperature(logits: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> float:
@@ -76,11 +110,15 @@ def calibrate(logits: np.ndarray, truth: np.ndarray, groups: np.ndarray, prior: 
     """Bias and temperature fitted on validation, with ECE before and after."""
     weights = class_balanced_weights(truth)
     bias, tau = fit_bias(logits, truth, groups, prior, weights)
+    shift = fit_relaxed_shift(logits + bias, truth, groups)
+    bias = bias.copy()
+    bias[EMOTIONS.index("neutral")] += shift
     temperature = fit_temperature(logits + bias, truth, weights)
     raw, calibrated = softmax(logits), softmax((logits + bias) / temperature)
     return {
         "bias": [round(float(b), 5) for b in bias],
         "tau": tau,
+        "relaxed_shift": shift,
         "temperature": temperature,
         "ece_before": expected_calibration_error(raw, truth, weights=weights),
         "ece_after": expected_calibration_error(calibrated, truth, weights=weights),
