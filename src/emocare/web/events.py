@@ -38,12 +38,18 @@ def emit(event: str, payload) -> None:
 
 
 def _emit_all(events) -> None:
-    """Emit a session's events, then yield once. Under eventlet a connection's events are handled
-    in order on its own green thread, and a flood of refused frames never waits on I/O: without
-    the yield, the writer that sends these answers (and a disconnect) would not run until the
-    flood stopped. Under threading it is ``time.sleep(0)``."""
+    """Emit a session's events, then, under eventlet, yield once: there a connection's events are
+    handled in order on its own green thread, and a flood of refused frames never waits on I/O,
+    so without the yield the writer that sends these answers (and a disconnect) would not run
+    until the flood stopped.
+
+    Under threading the interpreter switches threads by itself, and the yield
+    (``time.sleep(0)``) only gave the GIL away once more per event: with many device-mode pages
+    (small ``scores`` messages, the process's one core of Python its limit) that extra hand-off
+    cost about a fifth of what one process serves (docs/deploy.md, *Sizing*)."""
     _send(events, request.sid, emit)
-    socketio.sleep(0)
+    if socketio.async_mode != "threading":
+        socketio.sleep(0)
 
 
 def _send(events, sid: str, emit_one) -> None:
