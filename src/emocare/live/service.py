@@ -132,7 +132,7 @@ class LiveService:
             self._refuse(address, [s.address for s in self._sessions.values()], spare=0)
             if analysis == DEVICE and len(self._device) < self.max_device:
                 self._device.add(sid)
-            elif len(self._sessions) - len(self._device) >= self.max_connections:
+            elif self._on_server() >= self.max_connections:
                 raise Refused("server_full", SERVER_FULL)
             self._sessions[sid] = session
         return session
@@ -154,14 +154,18 @@ class LiveService:
                 if sid not in self._device and len(self._device) < self.max_device:
                     self._device.add(sid)
             elif sid in self._device:
-                if len(self._sessions) - len(self._device) >= self.max_connections:
+                if self._on_server() >= self.max_connections:
                     raise Refused("server_full", SERVER_FULL)
                 self._device.discard(sid)
 
     def counts(self) -> dict[str, int]:
         """Open sessions by where they are counted (``/healthz``)."""
         with self._lock:
-            return {SERVER: len(self._sessions) - len(self._device), DEVICE: len(self._device)}
+            return {SERVER: self._on_server(), DEVICE: len(self._device)}
+
+    def _on_server(self) -> int:
+        """Sessions counted in the server's places (under ``_lock``): all but the device's."""
+        return len(self._sessions) - len(self._device)
 
     def admit_transport(self, key: str, address: str | None) -> None:
         """Count a new transport connection; :class:`Refused` over the caps (plus TRANSPORT_SPARE).
