@@ -192,6 +192,21 @@ def sample_dir(tmp_path_factory, validation_sample) -> Path:
     return link_labelled(validation_sample, tmp_path_factory.mktemp("sample"))
 
 
+@pytest.fixture(scope="session")
+def small_set(tmp_path_factory, validation_sample, expressions) -> Path:
+    """The sample laid out as the shared folder is, ``<source>/<label>/<image>`` links, with the
+    FER+ votes beside them: a small real set for ``emocare train`` and the data loader."""
+    from emocare.training import votes
+
+    root = tmp_path_factory.mktemp("faces")
+    for label, path in validation_sample:
+        source = path.parts[-3]
+        (root / source / label).mkdir(parents=True, exist_ok=True)
+        (root / source / label / path.name).symlink_to(path)
+    (root / votes.VOTES_FILE).symlink_to(expressions / votes.VOTES_FILE)
+    return root
+
+
 def page_frame(frame: np.ndarray) -> np.ndarray:
     """A 640×480 camera frame at the 320×240 the page sends."""
     return cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)

@@ -7,7 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from emocare.training.calibrate import BALANCED_TOLERANCE, RELAXED_SHIFTS, fit_relaxed_shift, groups_balanced
+from emocare.training.calibrate import (
+    BALANCED_TOLERANCE,
+    RELAXED_SHIFTS,
+    fit_relaxed_shift,
+    groups_balanced,
+    lift_neutral,
+)
 from emocare.training.data import load
 from emocare.vision.emocare_backend import default_model_path, network_logits, open_session
 from emocare.vision.types import EMOTIONS
@@ -16,15 +22,10 @@ NEUTRAL = EMOTIONS.index("neutral")
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory, validation_sample):
+def scored(small_set):
     """The fixed validation sample (140 faces, 20 a class) as the shipped model's logits plus its
     bias with the card's lift taken off, their labels, and the calibration's two groups."""
-    root = tmp_path_factory.mktemp("faces")
-    for label, path in validation_sample:
-        folder = root / path.parts[-3] / label
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / path.name).symlink_to(path)
-    faces = load(root)
+    faces = load(small_set)
     model = default_model_path()
     card = json.loads(model.with_suffix(".json").read_text())
     calibration = card["calibration"]
@@ -35,24 +36,18 @@ def scored(tmp_path_factory, validation_sample):
     return logits + bias, faces.labels, groups
 
 
-def lifted(logits: np.ndarray, shift: float) -> np.ndarray:
-    out = logits.copy()
-    out[:, NEUTRAL] += shift
-    return out
-
-
 def test_the_lift_reads_the_most_faces_right_within_the_balanced_tolerance(scored):
     logits, truth, groups = scored
     shift = fit_relaxed_shift(logits, truth, groups)
     assert shift in RELAXED_SHIFTS
     floor = groups_balanced(logits, truth, groups) - BALANCED_TOLERANCE
-    assert groups_balanced(lifted(logits, shift), truth, groups) >= floor
+    assert groups_balanced(lift_neutral(logits, shift), truth, groups) >= floor
 
     def top1(s: float) -> float:
-        return float((lifted(logits, s).argmax(axis=1) == truth).mean())
+        return float((lift_neutral(logits, s).argmax(axis=1) == truth).mean())
 
-    admissible = [s for s in RELAXED_SHIFTS if groups_balanced(lifted(logits, s), truth, groups) >= floor]
+    admissible = [s for s in RELAXED_SHIFTS if groups_balanced(lift_neutral(logits, s), truth, groups) >= floor]
     assert top1(shift) == max(top1(s) for s in admissible) >= top1(0.0)
     # a lift only ever moves faces to neutral: none of its faces is lost
-    before, after = logits.argmax(axis=1), lifted(logits, shift).argmax(axis=1)
+    before, after = logits.argmax(axis=1), lift_neutral(logits, shift).argmax(axis=1)
     assert np.all(after[before == NEUTRAL] == NEUTRAL)

@@ -19,17 +19,6 @@ from emocare.vision.types import EMOTIONS
 torch = pytest.importorskip("torch", reason="training needs PyTorch (requirements-train.txt)")
 
 
-@pytest.fixture(scope="module")
-def small_set(tmp_path_factory, validation_sample, expressions):
-    root = tmp_path_factory.mktemp("faces")
-    for label, path in validation_sample:
-        source = path.parts[-3]
-        (root / source / label).mkdir(parents=True, exist_ok=True)
-        (root / source / label / path.name).symlink_to(path)
-    (root / votes.VOTES_FILE).symlink_to(expressions / votes.VOTES_FILE)
-    return root
-
-
 def test_the_split_keeps_subjects_and_copies_on_one_side(expressions):
     paths, _labels, sources, is_val = index(expressions)
     for source, subject_of in (("ckplus", lambda n: n.split("_")[0]), ("jaffe", lambda n: n.split(".")[0])):
