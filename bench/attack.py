@@ -33,8 +33,7 @@ import websocket
 from emocare.live.service import FLOODER_PAUSE_S
 from emocare.vision.samples import astronaut, place_on_canvas, progressive_jpeg, to_jpeg
 
-from .common import ROOT, ServerProcess
-from .serving import percentile
+from .common import ROOT, ServerProcess, percentile
 
 ARTIFACTS = ROOT / "bench" / "artifacts"
 FRAME = to_jpeg(place_on_canvas(astronaut(), (320, 240), face_height=0.8))

@@ -46,6 +46,8 @@ from wsproto.events import (
 from emocare.vision.samples import astronaut, place_on_canvas, to_jpeg
 from emocare.vision.types import EMOTIONS
 
+from .common import percentile
+
 log = logging.getLogger(__name__)
 
 MODES = ("server", "device")
@@ -229,13 +231,6 @@ class Page:
             pass  # the server is gone or closed first
         if self._reader_task is not None:
             self._reader_task.cancel()
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _loop_lag(until: float, lags: list[float], every: float = 0.02) -> None:

@@ -48,7 +48,7 @@ from pathlib import Path
 import socketio
 
 from . import pages
-from .common import ServerProcess, free_port
+from .common import ServerProcess, free_port, percentile
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +60,6 @@ CONFIGS = [
     ("gunicorn + process pool", "gunicorn", {"EMOCARE_OFFLOAD": "process"}),
     ("eventlet, inference inline", "eventlet", {"EMOCARE_OFFLOAD": "inline"}),
 ]
-
-
-def page_frame() -> bytes:
-    """What the page sends: the portrait in a 320×240 JPEG of quality 70."""
-    return pages.page_jpeg()
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class PacedClient(threading.Thread):
@@ -192,7 +180,7 @@ def bench_cluster(
     until the bar breaks) on a cluster of ``servers`` processes."""
     from deploy.cluster import Cluster
 
-    frame = page_frame()
+    frame = pages.page_jpeg()
     folder = Path(tempfile.mkdtemp(prefix="emocare-cluster-"))
     folder.chmod(0o755)  # PostgreSQL runs as its own user when the bench runs as root
     # every client runs here, on one address: lift the per-address caps for the bench
@@ -235,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.cluster:
         return main_cluster(args)
 
-    frame = page_frame()
+    frame = pages.page_jpeg()
     report: dict = {"frame_bytes": len(frame), "seconds": args.seconds, "configs": {}}
     for label, mode, env in CONFIGS:
         if args.only and label not in args.only:

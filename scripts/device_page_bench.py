@@ -65,11 +65,6 @@ TIMED = """async ([w, h, b64, frames, warmUp, threads, flip]) => {
 }"""
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200)
@@ -150,6 +145,8 @@ def merge(results: list[dict]) -> dict:
 
 
 def summarise(result: dict, args: argparse.Namespace, threads: int) -> dict:
+    from bench.common import percentile
+
     frames = len(result["total"])
     summary = {
         "frame": args.size,
