@@ -586,8 +586,7 @@
   function frameInterval(rtts) {
     const recent = rtts.slice(-10).map((r) => r.rtt);
     if (recent.length < 3) return 1000 / TARGET_FPS;
-    const median = recent.sort((a, b) => a - b)[Math.floor(recent.length / 2)];
-    return Math.min(1000 / MIN_FPS, Math.max(1000 / TARGET_FPS, 1.5 * median));
+    return Math.min(1000 / MIN_FPS, Math.max(1000 / TARGET_FPS, 1.5 * median(recent)));
   }
 
   // in device mode the next capture starts early by the usual analysis time, so that its
