@@ -11,9 +11,10 @@ What the server receives is what the real page sends:
 
 - ``server`` mode: ``frame`` events with the 320×240 JPEG as a binary attachment, one in flight,
   10 a second, as ``static/js/app.js`` sends them;
-- ``device`` mode: ``scores`` events (docs/protocol.md) with one face, the box and calibrated
-  scores the Python analyzer gives for the astronaut portrait in the page's 320×240 frame:
-  what ``static/js/analyzer.js`` computes to the digit (tests/test_device_parity.py). The
+- ``device`` mode: ``scores`` events (docs/protocol.md), one in flight, 5 a second, each with
+  the page's two analysed frames (10 a second) of one face: the box and calibrated scores the
+  Python analyzer gives for the astronaut portrait in the page's 320×240 frame, what
+  ``static/js/analyzer.js`` computes to the digit (tests/test_device_parity.py). The
   handshake says ``{"analysis": "device"}`` as a device-mode page's does.
 
 Each page has its own profile cookie and sends the page's ``configure`` first, so the server
@@ -51,8 +52,10 @@ from .common import percentile
 log = logging.getLogger(__name__)
 
 MODES = ("server", "device")
-#: What the page sends a second in either mode (one message in flight).
+#: Frames the page analyses a second, in either mode.
 PAGE_FPS = 10.0
+#: Frames a message carries (``static/js/app.js``: FRAMES_PER_MESSAGE in device mode).
+FRAMES_PER_MESSAGE = {"server": 1, "device": 2}
 #: An answer later than this is counted as an error ("timeout").
 ANSWER_TIMEOUT_S = 5.0
 
@@ -65,8 +68,9 @@ def page_jpeg() -> bytes:
 
 @lru_cache(maxsize=1)
 def scores_message() -> dict:
-    """What a device-mode page sends for that frame, without its ``seq``: the Python analyzer's
-    faces (the server's own, which the page's port matches exactly), as docs/protocol.md says."""
+    """What a device-mode page sends for two such frames 100 ms apart, without its ``seq``: the
+    Python analyzer's faces (the server's own, which the page's port matches exactly), as
+    docs/protocol.md says."""
     import cv2
     import numpy as np
 
@@ -77,11 +81,9 @@ def scores_message() -> dict:
     if len(faces) != 1:
         raise RuntimeError(f"the portrait should show one face, the analyzer found {len(faces)}")
     height, width = frame.shape[:2]
-    return {
-        "width": width,
-        "height": height,
-        "faces": [{"box": [int(v) for v in f.box], "scores": [float(f.scores[e]) for e in EMOTIONS]} for f in faces],
-    }
+    found = [{"box": [int(v) for v in f.box], "scores": [float(f.scores[e]) for e in EMOTIONS]} for f in faces]
+    ages = [round(1000 / PAGE_FPS * k) for k in reversed(range(FRAMES_PER_MESSAGE["device"]))]
+    return {"width": width, "height": height, "frames": [{"age_ms": age, "faces": found} for age in ages]}
 
 
 def _encoder(mode: str):
@@ -95,6 +97,11 @@ def _encoder(mode: str):
     head = '42["scores",{"seq":'
     tail = "," + body[1:] + "]"
     return lambda seq: (head + str(seq) + tail,)
+
+
+def message_period(mode: str) -> float:
+    """Seconds between a page's messages in ``mode``."""
+    return FRAMES_PER_MESSAGE[mode] / PAGE_FPS
 
 
 class Refused(Exception):
@@ -198,11 +205,11 @@ class Page:
             self.open = False
 
     async def run(self, until: float, record_from: float, phase: float) -> None:
-        """Send at PAGE_FPS, one message in flight, until the loop's clock reads ``until``;
-        round trips from ``record_from`` on are kept, in ms."""
+        """Send as the page does (``message_period``), one message in flight, until the loop's
+        clock reads ``until``; round trips from ``record_from`` on are kept, in ms."""
         loop = asyncio.get_running_loop()
         await asyncio.sleep(phase)  # pages are not in step with one another
-        period, seq = 1 / PAGE_FPS, 0
+        period, seq = message_period(self.mode), 0
         while self.open and loop.time() < until:
             start = loop.time()
             self._pending = loop.create_future()
@@ -265,7 +272,7 @@ async def drive(host: str, port: int, mode: str, clients: int, seconds: float, w
     record_from, until = begin + warm_up, begin + warm_up + seconds
     lags: list[float] = []
     cpu0, wall0 = time.process_time(), None
-    runs = [p.run(until, record_from, i / max(1, len(live)) / PAGE_FPS) for i, p in enumerate(live)]
+    runs = [p.run(until, record_from, i / max(1, len(live)) * message_period(mode)) for i, p in enumerate(live)]
     lag_task = asyncio.create_task(_loop_lag(until, lags))
 
     async def measured() -> None:

@@ -17,7 +17,8 @@ the most that held.
 (``emocare serve``'s default: Gunicorn, one process) holds with the page's round trip at p95
 ≤ ``--p95-ms`` and no error, for each place the analysis may run, in one run on this machine.
 Server-mode pages send the JPEG frames the page sends today, device-mode pages the ``scores``
-events of a page that analyses on its own device, 10 a second each, one in flight; the pages
+events of a page that analyses on its own device, 5 a second each (two analysed frames a
+message), one in flight; the pages
 are simulated cheaply in this process (``bench/pages.py``). ``--find-max`` doubles the pages
 until the bar breaks, then halves the gap to one page (or a tenth of what held). Each row
 says what limited it: the server's p95, errors, or the clients themselves (their event loop
@@ -397,7 +398,7 @@ def main_analysis(args: argparse.Namespace) -> dict:
     report: dict = {
         "p95_bar_ms": args.p95_ms,
         "seconds_per_row": args.seconds,
-        "page_messages_per_second": pages.PAGE_FPS,
+        "page_messages_per_second": {mode: round(1 / pages.message_period(mode), 1) for mode in pages.MODES},
         "cpus": os.cpu_count(),
         "load_average_before": [round(v, 2) for v in os.getloadavg()],
         "message_bytes": {

@@ -44,6 +44,19 @@ def send(sio, message: dict, seconds: float, clock, fps: float = 10.0) -> list[d
     return received
 
 
+def send_pairs(sio, message: dict, seconds: float, clock) -> list[dict]:
+    """As the page sends: ten frames a second analysed, two a message (the older 100 ms old)."""
+    frame = {"faces": message["faces"]}
+    received = []
+    for seq in range(round(seconds * 5)):
+        clock.advance(0.1)
+        frames = [{**frame, "age_ms": 100}, {**frame, "age_ms": 0}]
+        sio.emit("scores", {"width": message["width"], "height": message["height"], "frames": frames, "seq": seq})
+        received += sio.get_received()
+        clock.advance(0.1)
+    return received
+
+
 def named(received, name):
     return [m["args"][0] for m in received if m["name"] == name]
 
@@ -67,6 +80,29 @@ def test_scores_from_the_page_get_results_care_and_history(device_app, clock, an
     _client, calm = page_of(device_app, "kai")
     calm.get_received()
     assert named(send(calm, analysed["neutral"], 8, clock), "care") == []
+
+
+def test_frames_sent_two_a_message_are_each_followed(device_app, clock, analysed):
+    """The page's way: half the messages, the same frames, the same care and history."""
+    _client, sio = page_of(device_app, "mei")
+    sio.emit("configure", {"locale": "en"})
+    sio.get_received()
+    received = send_pairs(sio, analysed["sad"], 5, clock)
+    results = named(received, "result")
+    assert [r["seq"] for r in results] == list(range(25))  # one answer a message, its last frame's
+    assert results[-1]["faces"][0]["label"] == "sad"
+    [card, *_] = named(received, "care")
+    assert card["emotion"] == "sad"
+    services = device_app.extensions["emocare"]
+    [session] = services.live.sessions()
+    assert session.counters.frames == 50
+    sio.disconnect()
+    services.history.flush()
+    samples = services.history.store.export("mei")["samples"]
+    assert len(samples) >= 4 and {s["emotion"] for s in samples} == {"sad"}
+    _client, calm = page_of(device_app, "kai")
+    calm.get_received()
+    assert named(send_pairs(calm, analysed["neutral"], 8, clock), "care") == []
 
 
 def test_the_relaxed_face_step_works_on_scores_too(device_app, clock, analysed):
@@ -105,6 +141,20 @@ def face(**changes) -> dict:
         ({"width": 320, "height": 240, "faces": [face(scores=[1.0] + [0.0] * 5)]}, "bad_score_values"),
         ({"width": 320, "height": 240, "faces": [face(scores=[-0.1, 1.1] + [0.0] * 5)]}, "bad_score_values"),
         ({"width": 320, "height": 240, "faces": [face(scores=[True] + [0.0] * 6)]}, "bad_score_values"),
+        ({"width": 320, "height": 240, "faces": [], "frames": []}, "bad_scores"),
+        ({"width": 320, "height": 240, "frames": []}, "bad_frames"),
+        ({"width": 320, "height": 240, "frames": {"age_ms": 0, "faces": []}}, "bad_frames"),
+        ({"width": 320, "height": 240, "frames": [{"age_ms": 0, "faces": []}] * 5}, "too_many_frames"),
+        ({"width": 320, "height": 240, "frames": [{"age_ms": 0}]}, "bad_frames"),
+        ({"width": 320, "height": 240, "frames": [{"age_ms": -1, "faces": []}]}, "bad_frames"),
+        ({"width": 320, "height": 240, "frames": [{"age_ms": 10**6, "faces": []}]}, "bad_frames"),
+        ({"width": 320, "height": 240, "frames": [{"age_ms": "0", "faces": []}]}, "bad_frames"),
+        (
+            {"width": 320, "height": 240, "frames": [{"age_ms": 0, "faces": []}, {"age_ms": 9, "faces": []}]},
+            "bad_frames",
+        ),  # noqa: E501
+        ({"width": 320, "height": 240, "frames": [{"age_ms": 0, "faces": [face(box=[1, 2, 3])]}]}, "bad_box"),
+        ({"width": 320, "height": 240, "frames": [{"age_ms": 0, "faces": [face()] * 9}]}, "too_many_faces"),
     ],
 )
 def test_a_bad_scores_message_gets_one_clear_error_to_that_page_only(device_app, analysed, message, code):

@@ -9,10 +9,11 @@
  *
  * Analysis on this device (docs/device.md): the same loop, but each captured frame is
  * analysed here by analyzer.js (imported, with its runtime and models, only once this mode is
- * chosen) and only its faces' boxes and scores go to the server, as a `scores` event paced
- * like frames: at most TARGET_FPS a second and one awaiting its answer. The server's `result`
- * then drives the page exactly as in server mode, so tracking, smoothing, care, calibration
- * and history are the server's in both modes. If the analysis cannot load or fails, the page
+ * chosen) and only its faces' boxes and scores go to the server, as `scores` events of
+ * FRAMES_PER_MESSAGE frames each: TARGET_FPS frames a second are analysed, one message awaits
+ * its answer. The server's `result` then drives the page exactly as in server mode, so
+ * tracking, smoothing, care, calibration and history are the server's in both modes (a frame
+ * between two messages is drawn at once, with the last answer's labels). If the analysis cannot load or fails, the page
  * says so and sends frames instead: the person chose privacy, so it is never silent.
  */
 (function () {
@@ -20,6 +21,10 @@
 
   const EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
   const TARGET_FPS = 10;
+  // device mode: a message costs the server about ten times what following one frame in it
+  // does (docs/deploy.md, Sizing), so frames go two a message, five messages a second
+  const FRAMES_PER_MESSAGE = 2;
+  const MAX_FRAME_AGE_MS = 1000; // older analysed frames are not sent (the server takes 2000)
   const MIN_FPS = 2;
   const FRAME_WIDTH = 320;
   const JPEG_QUALITY = 0.7;
@@ -148,6 +153,8 @@
     analysing: false, // this device is analysing a frame (one at a time)
     fallback: null, // why this device could not analyse, once it could not
     analyseMs: [], // this device's recent analysis times
+    pending: [], // frames analysed here and not yet sent: {epoch, at, faces}
+    shown: null, // the last result: its faces label the frames analysed between two messages
   };
   let analyzer = null; // analyzer.js's DeviceAnalyzer, once loaded
   let loading = null; // its loading, while under way
@@ -528,8 +535,9 @@
   }
 
   // The frame analysed here; only its faces' boxes and scores are sent (docs/protocol.md,
-  // `scores`), never the picture. Scores are rounded to 6 decimals (their sum stays within
-  // 1e-5 of 1): about 150 bytes a face. Never two sends less than 1/TARGET_FPS s apart.
+  // `scores`), never the picture, FRAMES_PER_MESSAGE frames a message, each with its age.
+  // Scores are rounded to 6 decimals (their sum stays within 1e-5 of 1): about 150 bytes a
+  // face. Never two messages less than FRAMES_PER_MESSAGE / TARGET_FPS s apart.
   async function analyseHere(image) {
     const epoch = state.epoch;
     const began = performance.now();
@@ -545,14 +553,24 @@
     }
     state.analyseMs.push(performance.now() - began);
     if (state.analyseMs.length > 30) state.analyseMs.shift();
+    if (epoch !== state.epoch) return; // stopped, hidden or switched meanwhile
+    state.pending = state.pending.filter((frame) => frame.epoch === epoch && began - frame.at < MAX_FRAME_AGE_MS);
+    state.pending.push({ epoch: epoch, at: began, faces: faces });
+    if (state.pending.length < FRAMES_PER_MESSAGE) {
+      state.inFlight = false;
+      drawBetween(faces, image);
+      schedule(1000 / TARGET_FPS - (performance.now() - began));
+      return;
+    }
     // a timer may fire a little early by performance.now()'s clock: wait until it says so
     let wait;
-    while ((wait = state.sentAt + 1000 / TARGET_FPS - performance.now()) > 0) {
+    while ((wait = state.sentAt + (FRAMES_PER_MESSAGE * 1000) / TARGET_FPS - performance.now()) > 0) {
       await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
     }
-    if (epoch !== state.epoch) return; // stopped, hidden or switched meanwhile
+    if (epoch !== state.epoch) return;
     const socket = state.socket;
     if (!socket || !socket.connected) {
+      state.pending = [];
       state.inFlight = false; // "connect" and "ready" start the loop again
       return;
     }
@@ -562,16 +580,34 @@
       seq: state.seq,
       width: image.width,
       height: image.height,
-      faces: faces.map((face) => ({
-        box: face.box,
-        scores: EMOTIONS.map((name) => Math.round(face.scores[name] * 1e6) / 1e6),
+      frames: state.pending.map((frame) => ({
+        age_ms: Math.round(state.sentAt - frame.at),
+        faces: frame.faces.map((face) => ({
+          box: face.box,
+          scores: EMOTIONS.map((name) => Math.round(face.scores[name] * 1e6) / 1e6),
+        })),
       })),
     });
+    state.pending = [];
     clearTimeout(state.watchdog);
     state.watchdog = setTimeout(() => {
       state.inFlight = false;
       schedule(0);
     }, REPLY_TIMEOUT_MS);
+  }
+
+  // A frame analysed here that waits for the next message: its boxes are drawn at once, each
+  // with the label of the last answer's nearest face (the server's smoothing names moods)
+  function drawBetween(faces, image) {
+    const shown = state.shown;
+    if (!shown || !shown.faces.length) return;
+    const centre = (box) => [box[0] + box[2] / 2, box[1] + box[3] / 2];
+    const distance = (a, b) => Math.hypot(centre(a)[0] - centre(b)[0], centre(a)[1] - centre(b)[1]);
+    const labelled = faces.map((face) => {
+      const nearest = shown.faces.reduce((best, f) => (distance(f.box, face.box) < distance(best.box, face.box) ? f : best));
+      return Object.assign({}, nearest, { box: face.box });
+    });
+    drawFaces(labelled, { width: image.width, height: image.height });
   }
 
   function median(values) {
@@ -609,6 +645,7 @@
     // the answer to the frame in flight when the tab was hidden: the page stays paused
     if (state.paused) return;
     const faces = msg.faces || [];
+    state.shown = { faces: faces };
     drawFaces(faces, msg.frame);
     // the server marks the primary face (largest, most central) and smooths each face's scores
     renderScores(faces.find((f) => f.primary) || faces[0] || null);

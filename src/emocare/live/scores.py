@@ -17,13 +17,20 @@ from dataclasses import dataclass
 
 from ..vision.types import EMOTIONS, Face
 
-#: At most this many faces a message (the page's detector keeps far fewer).
+#: At most this many faces a frame (the page's detector keeps far fewer).
 MAX_FACES = 8
 #: Scores are probabilities: each in [0, 1], summing to 1 within this.
 SUM_TOLERANCE = 1e-3
 #: Frame sides a page may report (the page analyses 320×240; cameras go to 1920).
 MIN_SIDE, MAX_SIDE = 16, 1920
-KEYS = {"seq", "width", "height", "faces"}
+#: A message may carry several analysed frames, oldest first, each with its age: the page
+#: analyses ten frames a second and sends them two at a time. A message costs the server
+#: about ten times what following one frame does (the transport's threads and the GIL,
+#: docs/deploy.md *Sizing*), so pairs nearly halve what a page costs it, and no frame is lost
+#: to the smoothing. At most this many a message, none older than MAX_AGE_MS.
+MAX_FRAMES, MAX_AGE_MS = 4, 2000
+KEYS = {"seq", "width", "height", "faces", "frames"}
+FRAME_KEYS = {"age_ms", "faces"}
 FACE_KEYS = {"box", "scores"}
 
 
@@ -46,6 +53,8 @@ class DeviceAnalysis:
     faces: list[Face]
     width: int
     height: int
+    #: how long before the message the page analysed it, in seconds
+    age_s: float = 0.0
 
 
 def _integer(value: object, low: int, high: int, name: str) -> int:
@@ -63,23 +72,55 @@ def _number(value: object) -> float:
     return number
 
 
-def parse(payload: object) -> DeviceAnalysis:
-    """The page's message as faces, or :class:`ScoresError` naming the first thing wrong.
+def parse(payload: object) -> list[DeviceAnalysis]:
+    """The page's message as its frames' faces, oldest first, or :class:`ScoresError` naming
+    the first thing wrong.
 
-    ``{"seq": 42, "width": 320, "height": 240, "faces": [{"box": [x, y, w, h],
-    "scores": [7 probabilities in EMOTIONS order]}]}`` (docs/protocol.md). A box may reach
-    past the frame by at most its own size (the detector's boxes do, near an edge).
+    One frame: ``{"seq": 42, "width": 320, "height": 240, "faces": [{"box": [x, y, w, h],
+    "scores": [7 probabilities in EMOTIONS order]}]}``; several: ``"frames": [{"age_ms": 100,
+    "faces": [...]}, {"age_ms": 0, "faces": [...]}]`` in place of ``faces``, ages not growing
+    (docs/protocol.md). A box may reach past the frame by at most its own size (the
+    detector's boxes do, near an edge).
     """
-    if not isinstance(payload, dict) or set(payload) - KEYS or not {"width", "height", "faces"} <= set(payload):
-        raise ScoresError("bad_scores", "scores takes {seq, width, height, faces}, see docs/protocol.md.")
+    if (
+        not isinstance(payload, dict)
+        or set(payload) - KEYS
+        or not {"width", "height"} <= set(payload)
+        or ("faces" in payload) == ("frames" in payload)
+    ):
+        raise ScoresError("bad_scores", "scores takes {seq, width, height} and faces or frames, see docs/protocol.md.")
     width = _integer(payload["width"], MIN_SIDE, MAX_SIDE, "width")
     height = _integer(payload["height"], MIN_SIDE, MAX_SIDE, "height")
-    faces = payload["faces"]
+    if "faces" in payload:
+        return [DeviceAnalysis(_faces(payload["faces"], width, height), width, height)]
+    frames = payload["frames"]
+    if not isinstance(frames, list) or not frames:
+        raise ScoresError("bad_frames", "frames must be a list of at least one {age_ms, faces}.")
+    if len(frames) > MAX_FRAMES:
+        raise ScoresError("too_many_frames", f"At most {MAX_FRAMES} frames a message.")
+    parsed, previous = [], float(MAX_AGE_MS)
+    for frame in frames:
+        if not isinstance(frame, dict) or set(frame) != FRAME_KEYS:
+            raise ScoresError("bad_frames", "Each frame is {age_ms, faces}.")
+        try:
+            age = _number(frame["age_ms"])
+        except (TypeError, ValueError):
+            age = -1.0
+        if not 0 <= age <= previous:
+            raise ScoresError(
+                "bad_frames", f"age_ms is from 0 to {MAX_AGE_MS}, oldest frame first (no age above the one before)."
+            )
+        previous = age
+        parsed.append(DeviceAnalysis(_faces(frame["faces"], width, height), width, height, age / 1000))
+    return parsed
+
+
+def _faces(faces: object, width: int, height: int) -> list[Face]:
     if not isinstance(faces, list):
         raise ScoresError("bad_scores", "faces must be a list.")
     if len(faces) > MAX_FACES:
-        raise ScoresError("too_many_faces", f"At most {MAX_FACES} faces a message.")
-    return DeviceAnalysis([_face(face, width, height) for face in faces], width, height)
+        raise ScoresError("too_many_faces", f"At most {MAX_FACES} faces a frame.")
+    return [_face(face, width, height) for face in faces]
 
 
 def _face(face: object, width: int, height: int) -> Face:

@@ -54,6 +54,8 @@ BYTE_BURST, BYTE_RATE = 3_000_000, 1_000_000.0
 #: the transport has buffered much of what it sends (measured: 300 let a raw flood buffer
 #: +149 MB in the 1.6 s it took the handler to reach them).
 FLOOD_LIMIT, FLOOD_WINDOW_S = 60, 10.0
+#: What a frame analysed on the page says in its ``result``.
+DEVICE_EXTRA = {"analysis": "device"}
 #: The event a session returns when its connection should be closed (the web layer does it).
 CLOSE = "__close__"
 
@@ -98,6 +100,8 @@ class LiveSession:
     _refusals: list[float] = field(default_factory=list, repr=False)
     _last_busy_notice: float = float("-inf")
     _in_flight: bool = False
+    #: When the last frame a page analysed itself was taken (``observe``).
+    _observed_at: float = float("-inf")
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     #: Held while the page's ``configure`` is applied: two at once must not interleave.
     _configuring: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -146,7 +150,7 @@ class LiveSession:
         if refused is not None:
             return refused
         try:
-            device = scores_module.parse(payload)
+            frames = scores_module.parse(payload)
         except scores_module.ScoresError as exc:
             with self._lock:  # a stream of bad messages is a flood like any other
                 self.counters.errors += 1
@@ -155,10 +159,19 @@ class LiveSession:
                 return self._cut_off({**exc.to_dict(), "seq": seq, "message": FLOODED}, now)
             return [("error", {**exc.to_dict(), "seq": seq})]
         with self._lock:
-            self.counters.frames += 1
+            self.counters.frames += len(frames)
         vision = self.service.visions.get("emocare")  # the model the page runs
-        analysis = Analysis(device.faces, device.width, device.height, backend="emocare", extra={"analysis": "device"})
-        return self._follow(analysis, vision, seq, now)
+        events: list[Event] = []
+        for device in frames:
+            # each frame at the time the page analysed it, never before the last one followed
+            # (a page's clock is not trusted to go forwards)
+            at = min(now, max(now - device.age_s, self._observed_at))
+            self._observed_at = at
+            analysis = Analysis(device.faces, device.width, device.height, backend="emocare", extra=DEVICE_EXTRA)
+            events += self._follow(analysis, vision, seq, at)
+        # one answer a message: the result of its last frame, then what any of them brought
+        result = next(event for event in reversed(events) if event[0] in ("result", "error"))
+        return [result, *(event for event in events if event[0] not in ("result", "error"))]
 
     def _follow(self, analysis: Analysis, vision, seq: int | None, now: float) -> list[Event]:
         """An analysed frame (here or on the page) through calibration, tracking, smoothing,
