@@ -152,7 +152,7 @@ def face(**changes) -> dict:
         (
             {"width": 320, "height": 240, "frames": [{"age_ms": 0, "faces": []}, {"age_ms": 9, "faces": []}]},
             "bad_frames",
-        ),  # noqa: E501
+        ),
         ({"width": 320, "height": 240, "frames": [{"age_ms": 0, "faces": [face(box=[1, 2, 3])]}]}, "bad_box"),
         ({"width": 320, "height": 240, "frames": [{"age_ms": 0, "faces": [face()] * 9}]}, "too_many_faces"),
     ],

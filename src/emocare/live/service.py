@@ -20,16 +20,13 @@ from ..vision.registry import VisionRegistry
 from ..vision.smoothing import SmoothingConfig
 from ..vision.tracking import FaceTracker
 from .peers import LocalPeers, RedisPeers
-from .session import LiveSession
+from .session import DEVICE, SERVER, LiveSession
 
 log = logging.getLogger(__name__)
 
 #: Transport connections allowed beyond the session caps, so that a browser over a cap still
 #: opens its socket and is told why (``connect_error``) instead of getting a bare HTTP 401.
 TRANSPORT_SPARE = 2
-#: Where a session's frames are analysed, as far as the caps are concerned: a session counts
-#: as analysed on the server from its connection until it sends ``scores``.
-SERVER, DEVICE = "server", "device"
 #: An address whose connection was cut off for flooding may not connect again for this long:
 #: a flooder that reconnects at once would otherwise get a fresh allowance each time (measured:
 #: reconnecting, it kept others' p95 at four times its quiet value).

@@ -54,8 +54,11 @@ BYTE_BURST, BYTE_RATE = 3_000_000, 1_000_000.0
 #: the transport has buffered much of what it sends (measured: 300 let a raw flood buffer
 #: +149 MB in the 1.6 s it took the handler to reach them).
 FLOOD_LIMIT, FLOOD_WINDOW_S = 60, 10.0
+#: Where a session's frames are analysed, as far as the caps are concerned: a session counts
+#: as analysed on the server from its connection until it sends ``scores``.
+SERVER, DEVICE = "server", "device"
 #: What a frame analysed on the page says in its ``result``.
-DEVICE_EXTRA = {"analysis": "device"}
+DEVICE_EXTRA = {"analysis": DEVICE}
 #: The event a session returns when its connection should be closed (the web layer does it).
 CLOSE = "__close__"
 
@@ -160,6 +163,7 @@ class LiveSession:
             return [("error", {**exc.to_dict(), "seq": seq})]
         with self._lock:
             self.counters.frames += len(frames)
+        self.service.analysing(self.sid, DEVICE)  # taken: this page costs the server no inference
         vision = self.service.visions.get("emocare")  # the model the page runs
         events: list[Event] = []
         for device in frames:

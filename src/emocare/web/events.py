@@ -152,10 +152,7 @@ def on_scores(payload=None, *extra):
     if session is None:
         emit("error", {**GONE, "seq": seq})
         return
-    events = session.observe(payload, live.clock())
-    if events and events[0][0] == "result":  # taken: this page costs the server no inference
-        live.analysing(request.sid, DEVICE)
-    _emit_all(events)
+    _emit_all(session.observe(payload, live.clock()))
 
 
 @socketio.on("calibrate")
