@@ -33,6 +33,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.server]
 #: the issue's bar for a streaming page in device mode (server mode: 1.33 MB in 25 s)
 MAX_BYTES = 200_000
 STREAM_S = 25.0
+#: the page's floor of analysed frames a second over long round trips (app.js MIN_FPS)
+MIN_FPS = 2
 #: first load of the runtime and models (9.4 MB gzipped, compiled on a busy 2-core machine)
 LIVE_WITHIN_MS = 90_000
 
@@ -210,11 +212,12 @@ def test_device_mode_goes_live_calibrates_and_sends_no_picture(device_server, ex
         )
         assert wire.binary_frames == 0 and wire.events["frame"] == 0, "a picture left the page"
         assert sent < MAX_BYTES, f"{sent} bytes sent in {seconds:.0f} s"
-        # two analysed frames a message, at most ten frames a second (app.js); at least the
-        # page's floor of frames (MIN_FPS): how fast this device analyses is the bench's question
+        # analysed frames two a message (one where this device is slow), at most 5 messages
+        # a second (app.js); at least the page's floor of frames (MIN_FPS): how fast this
+        # device analyses is the bench's question
         frames = page.evaluate("window.framesSent")
-        assert set(frames) == {2}, frames
-        assert 2 * scores >= 2 * seconds, f"only {scores} scores messages in {seconds:.0f} s"
+        assert set(frames) <= {1, 2} and frames.count(2) >= len(frames) / 2, frames
+        assert sum(frames) >= MIN_FPS * seconds, f"only {sum(frames)} frames in {seconds:.0f} s"
         assert max_per_second(page.evaluate("window.scoresAt")) <= 5
         page.screenshot(path=str(ARTIFACTS / "device-live-en.png"))
 

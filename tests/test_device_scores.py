@@ -10,6 +10,7 @@ import math
 
 import pytest
 
+from emocare.live import scores
 from emocare.vision.types import EMOTIONS
 
 from .conftest import close_app, make_app, page_of, read_as_labelled
@@ -46,12 +47,10 @@ def send(sio, message: dict, seconds: float, clock, fps: float = 10.0) -> list[d
 
 def send_pairs(sio, message: dict, seconds: float, clock) -> list[dict]:
     """As the page sends: ten frames a second analysed, two a message (the older 100 ms old)."""
-    frame = {"faces": message["faces"]}
     received = []
     for seq in range(round(seconds * 5)):
         clock.advance(0.1)
-        frames = [{**frame, "age_ms": 100}, {**frame, "age_ms": 0}]
-        sio.emit("scores", {"width": message["width"], "height": message["height"], "frames": frames, "seq": seq})
+        sio.emit("scores", {**frames_of(message, 100, 0), "seq": seq})
         received += sio.get_received()
         clock.advance(0.1)
     return received
@@ -105,13 +104,54 @@ def test_frames_sent_two_a_message_are_each_followed(device_app, clock, analysed
     assert named(send_pairs(calm, analysed["neutral"], 8, clock), "care") == []
 
 
-def test_the_relaxed_face_step_works_on_scores_too(device_app, clock, analysed):
+def frames_of(message: dict, *ages: int) -> dict:
+    """The page's ``message`` as several frames of its faces, of these ages (ms), oldest first."""
+    frames = [{"age_ms": age, "faces": message["faces"]} for age in ages]
+    return {"width": message["width"], "height": message["height"], "frames": frames}
+
+
+def test_each_frame_is_followed_when_it_was_analysed_but_never_earlier(device_app, clock, analysed):
+    """A frame's time is the server's clock less its age; a page's clock may lie, so never
+    before the session began or the frame followed last."""
+    _client, sio = page_of(device_app, "mei")
+    sio.get_received()
+    opened = clock.now
+    clock.advance(1.0)
+    sio.emit("scores", {**frames_of(analysed["sad"], 2000), "seq": 1})  # older than the session
+    [result] = named(sio.get_received(), "result")
+    assert result["ts"] == int(opened * 1000)
+    clock.advance(1.0)
+    sio.emit("scores", {**frames_of(analysed["sad"], 300), "seq": 2})
+    [result] = named(sio.get_received(), "result")
+    assert result["ts"] == int((clock.now - 0.3) * 1000)
+    followed = result["ts"]
+    clock.advance(0.1)
+    sio.emit("scores", {**frames_of(analysed["sad"], 1500), "seq": 3})  # before the last one
+    [result] = named(sio.get_received(), "result")
+    assert result["ts"] == followed
+
+
+def test_every_frame_of_a_message_is_charged_to_the_budget(device_app, analysed):
+    """Frames, not messages, are counted: four a message exhaust the burst of 10 at the third."""
+    _client, sio = page_of(device_app, "mei")
+    sio.get_received()
+    answers = []
+    for seq in range(3):  # the fake clock stands still: no refill
+        sio.emit("scores", {**frames_of(analysed["happy"], 300, 200, 100, 0), "seq": seq})
+        answers += [(m["name"], m["args"][0].get("code")) for m in sio.get_received()]
+    assert answers == [("result", None), ("result", None), ("error", "rate_limited")]
+
+
+@pytest.mark.parametrize("in_pairs", [False, True])
+def test_the_relaxed_face_step_works_on_scores_too(device_app, clock, analysed, in_pairs):
     _client, sio = page_of(device_app, "lin")
     sio.emit("configure", {})
     sio.emit("calibrate", {"action": "start"})
     sio.get_received()
-    states = named(send(sio, analysed["neutral"], 5.5, clock), "calibration")
+    sender = send_pairs if in_pairs else send
+    states = named(sender(sio, analysed["neutral"], 5.5, clock), "calibration")
     assert states[-1]["state"] == "done"
+    assert [s["state"] for s in states].count("done") == 1
     sio.emit("configure", {})
     [settings] = named(sio.get_received(), "configured")
     assert settings["calibrated"] is True
@@ -169,6 +209,21 @@ def test_a_bad_scores_message_gets_one_clear_error_to_that_page_only(device_app,
     other.emit("scores", {**analysed["happy"], "seq": 1})
     [result] = named(other.get_received(), "result")
     assert result["faces"][0]["label"] == "happy"
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ({"width": 320, "height": 240, "frames": [{"age_ms": 10**400, "faces": []}]}, "bad_frames"),
+        ({"width": 320, "height": 240, "faces": [face(box=[10**400, 0, 50, 50])]}, "bad_box"),
+    ],
+)
+def test_numbers_too_large_for_a_float_are_refused_by_name(message, code):
+    """The transport refuses integers of over 100 digits before they reach ``parse``
+    (tests/test_attack.py); ``parse`` names them too, rather than raising OverflowError."""
+    with pytest.raises(scores.ScoresError) as refused:
+        scores.parse(message)
+    assert refused.value.code == code
 
 
 def test_non_finite_numbers_never_reach_the_smoothing(device_app, analysed):

@@ -21,8 +21,7 @@
 
   const EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
   const TARGET_FPS = 10;
-  // device mode: a message costs the server about ten times what following one frame in it
-  // does (docs/deploy.md, Sizing), so frames go two a message, five messages a second
+  // device mode: frames go two a message, five messages a second (docs/device.md, The loop)
   const FRAMES_PER_MESSAGE = 2;
   const MAX_FRAME_AGE_MS = 1000; // older analysed frames are not sent (the server takes 2000)
   const MIN_FPS = 2;
@@ -153,8 +152,9 @@
     analysing: false, // this device is analysing a frame (one at a time)
     fallback: null, // why this device could not analyse, once it could not
     analyseMs: [], // this device's recent analysis times
-    pending: [], // frames analysed here and not yet sent: {epoch, at, faces}
-    shown: null, // the last result: its faces label the frames analysed between two messages
+    pending: [], // frames analysed here and not yet sent: {epoch, at, width, height, faces}
+    sentFrames: 1, // frames in the message awaiting its answer
+    shown: null, // the last result's {epoch, faces}: they label the frames between two messages
   };
   let analyzer = null; // analyzer.js's DeviceAnalyzer, once loaded
   let loading = null; // its loading, while under way
@@ -554,14 +554,20 @@
     state.analyseMs.push(performance.now() - began);
     if (state.analyseMs.length > 30) state.analyseMs.shift();
     if (epoch !== state.epoch) return; // stopped, hidden or switched meanwhile
-    state.pending = state.pending.filter((frame) => frame.epoch === epoch && began - frame.at < MAX_FRAME_AGE_MS);
-    state.pending.push({ epoch: epoch, at: began, faces: faces });
-    if (state.pending.length < FRAMES_PER_MESSAGE) {
+    // frames of another loop or camera size, or too old, are not sent
+    const same = (frame) => frame.epoch === epoch && frame.width === image.width && frame.height === image.height;
+    state.pending = state.pending.filter((frame) => same(frame) && began - frame.at < MAX_FRAME_AGE_MS);
+    state.pending.push({ epoch: epoch, at: began, width: image.width, height: image.height, faces: faces });
+    // wait for the next frame, unless this device analyses so slowly that the oldest would be
+    // over half a second old by then: then each frame goes on its own
+    const oldest = performance.now() - state.pending[0].at + 1000 / TARGET_FPS + median(state.analyseMs);
+    if (state.pending.length < FRAMES_PER_MESSAGE && oldest <= MAX_FRAME_AGE_MS / 2) {
       state.inFlight = false;
-      drawBetween(faces, image);
       schedule(1000 / TARGET_FPS - (performance.now() - began));
+      drawBetween(faces, image, epoch);
       return;
     }
+    const batch = state.pending.splice(0); // this message's frames: a later capture starts anew
     // a timer may fire a little early by performance.now()'s clock: wait until it says so
     let wait;
     while ((wait = state.sentAt + (FRAMES_PER_MESSAGE * 1000) / TARGET_FPS - performance.now()) > 0) {
@@ -570,25 +576,24 @@
     if (epoch !== state.epoch) return;
     const socket = state.socket;
     if (!socket || !socket.connected) {
-      state.pending = [];
       state.inFlight = false; // "connect" and "ready" start the loop again
       return;
     }
     state.seq += 1;
     state.sentAt = performance.now();
+    state.sentFrames = batch.length;
     socket.volatile.emit("scores", {
       seq: state.seq,
       width: image.width,
       height: image.height,
-      frames: state.pending.map((frame) => ({
-        age_ms: Math.round(state.sentAt - frame.at),
+      frames: batch.map((frame) => ({
+        age_ms: Math.min(MAX_FRAME_AGE_MS, Math.round(state.sentAt - frame.at)),
         faces: frame.faces.map((face) => ({
           box: face.box,
           scores: EMOTIONS.map((name) => Math.round(face.scores[name] * 1e6) / 1e6),
         })),
       })),
     });
-    state.pending = [];
     clearTimeout(state.watchdog);
     state.watchdog = setTimeout(() => {
       state.inFlight = false;
@@ -598,9 +603,9 @@
 
   // A frame analysed here that waits for the next message: its boxes are drawn at once, each
   // with the label of the last answer's nearest face (the server's smoothing names moods)
-  function drawBetween(faces, image) {
+  function drawBetween(faces, image, epoch) {
     const shown = state.shown;
-    if (!shown || !shown.faces.length) return;
+    if (!shown || shown.epoch !== epoch || !shown.faces.length) return;
     const centre = (box) => [box[0] + box[2] / 2, box[1] + box[3] / 2];
     const distance = (a, b) => Math.hypot(centre(a)[0] - centre(b)[0], centre(a)[1] - centre(b)[1]);
     const labelled = faces.map((face) => {
@@ -636,16 +641,19 @@
   function onResult(msg) {
     // the answer to the other mode's last message, after a switch: not this loop's
     if ((msg.analysis === "device") !== (state.analysis === "device")) return;
+    // on this device, only the answer to the message awaited: a late one (given up on) would
+    // let a second message go while frames wait for this one
+    if (msg.analysis === "device" && msg.seq !== state.seq) return;
     clearTimeout(state.watchdog);
     state.inFlight = false;
     const rtt = performance.now() - state.sentAt;
-    state.rtts.push({ at: performance.now(), rtt: rtt });
+    state.rtts.push({ at: performance.now(), rtt: rtt, frames: msg.analysis === "device" ? state.sentFrames : 1 });
     if (state.rtts.length > 30) state.rtts.shift();
     if (!state.running) return;
     // the answer to the frame in flight when the tab was hidden: the page stays paused
     if (state.paused) return;
     const faces = msg.faces || [];
-    state.shown = { faces: faces };
+    state.shown = { epoch: state.epoch, faces: faces };
     drawFaces(faces, msg.frame);
     // the server marks the primary face (largest, most central) and smooths each face's scores
     renderScores(faces.find((f) => f.primary) || faces[0] || null);
@@ -684,8 +692,9 @@
     const recent = state.rtts;
     if (recent.length < 2) return;
     const seconds = (recent[recent.length - 1].at - recent[0].at) / 1000;
+    const frames = recent.slice(1).reduce((sum, r) => sum + r.frames, 0); // analysed frames, not messages
     const values = {
-      fps: ((recent.length - 1) / seconds).toFixed(1),
+      fps: (frames / seconds).toFixed(1),
       rtt: Math.round(median(recent.map((r) => r.rtt))),
       ms: Math.round(median(state.analyseMs)),
     };

@@ -24,10 +24,8 @@ SUM_TOLERANCE = 1e-3
 #: Frame sides a page may report (the page analyses 320×240; cameras go to 1920).
 MIN_SIDE, MAX_SIDE = 16, 1920
 #: A message may carry several analysed frames, oldest first, each with its age: the page
-#: analyses ten frames a second and sends them two at a time. A message costs the server
-#: about ten times what following one frame does (the transport's threads and the GIL,
-#: docs/deploy.md *Sizing*), so pairs nearly halve what a page costs it, and no frame is lost
-#: to the smoothing. At most this many a message, none older than MAX_AGE_MS.
+#: analyses ten frames a second and sends them two at a time (why: docs/device.md, *The
+#: loop*). At most this many a message, none older than MAX_AGE_MS.
 MAX_FRAMES, MAX_AGE_MS = 4, 2000
 KEYS = {"seq", "width", "height", "faces", "frames"}
 FRAME_KEYS = {"age_ms", "faces"}
@@ -64,12 +62,23 @@ def _integer(value: object, low: int, high: int, name: str) -> int:
 
 
 def _number(value: object) -> float:
+    """A finite float, or ValueError / TypeError (an integer too large for a float included)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError from None
     if not math.isfinite(number):
         raise ValueError
     return number
+
+
+def frames_in(payload: object) -> int:
+    """How many frames a message says it carries, before it is read (what the rate budget
+    charges it): at most MAX_FRAMES, at least 1."""
+    frames = payload.get("frames") if isinstance(payload, dict) else None
+    return min(len(frames), MAX_FRAMES) if isinstance(frames, list) and frames else 1
 
 
 def parse(payload: object) -> list[DeviceAnalysis]:

@@ -63,6 +63,15 @@ DEVICE_EXTRA = {"analysis": DEVICE}
 CLOSE = "__close__"
 
 
+def last_answer_first(answers: list[Event]) -> list[Event]:
+    """One answer to a message of several frames: the last frame's ``result`` (or error), then
+    what any of them brought (care), the calibration's state only as the last frame left it."""
+    answer = next(event for event in reversed(answers) if event[0] in ("result", "error"))
+    others = [event for event in answers if event[0] not in ("result", "error", "calibration")]
+    calibration = [event for event in answers if event[0] == "calibration"][-1:]
+    return [answer, *calibration, *others]
+
+
 @dataclass
 class Counters:
     frames: int = 0
@@ -144,12 +153,13 @@ class LiveSession:
         return self._follow(analysis, vision, seq, now)
 
     def observe(self, payload: object, now: float) -> list[Event]:
-        """Boxes and scores from a page that analysed its own frame (``scores``,
-        ``live.scores``): no picture, and from here the same path as a frame the server
-        analysed (the person's calibration, tracking, smoothing, history and care), within the
-        same budget of messages a second and the same cut-off for a flood."""
+        """Boxes and scores from a page that analysed its own frames (``scores``,
+        ``live.scores``: one frame or several, each with its age): no picture, and from here
+        the same path as a frame the server analysed (the person's calibration, tracking,
+        smoothing, history and care), within the same budget of frames a second (each frame
+        of a message charged) and the same cut-off for a flood."""
         seq = payload.get("seq") if isinstance(payload, dict) else None
-        refused = self._refused(b"", seq, now)
+        refused = self._refused(b"", seq, now, scores_module.frames_in(payload))
         if refused is not None:
             return refused
         try:
@@ -165,17 +175,15 @@ class LiveSession:
             self.counters.frames += len(frames)
         self.service.analysing(self.sid, DEVICE)  # taken: this page costs the server no inference
         vision = self.service.visions.get("emocare")  # the model the page runs
-        events: list[Event] = []
+        answers: list[Event] = []
         for device in frames:
-            # each frame at the time the page analysed it, never before the last one followed
-            # (a page's clock is not trusted to go forwards)
-            at = min(now, max(now - device.age_s, self._observed_at))
+            # each frame at the time the page analysed it: never before the session began or
+            # the last frame followed, never after now (a page's clock is not trusted)
+            at = min(now, max(now - device.age_s, self._observed_at, self.started))
             self._observed_at = at
             analysis = Analysis(device.faces, device.width, device.height, backend="emocare", extra=DEVICE_EXTRA)
-            events += self._follow(analysis, vision, seq, at)
-        # one answer a message: the result of its last frame, then what any of them brought
-        result = next(event for event in reversed(events) if event[0] in ("result", "error"))
-        return [result, *(event for event in events if event[0] not in ("result", "error"))]
+            answers += self._follow(analysis, vision, seq, at)
+        return last_answer_first(answers)
 
     def _follow(self, analysis: Analysis, vision, seq: int | None, now: float) -> list[Event]:
         """An analysed frame (here or on the page) through calibration, tracking, smoothing,
@@ -194,11 +202,12 @@ class LiveSession:
         events += self._care(primary, now)
         return events
 
-    def _refused(self, frame: object, seq: int | None, now: float) -> list[Event] | None:
-        """The answer to a message over this connection's budgets (or closed), else None."""
+    def _refused(self, frame: object, seq: int | None, now: float, frames: int = 1) -> list[Event] | None:
+        """The answer to a message of ``frames`` frames over this connection's budgets (or
+        closed), else None."""
         if self.closed:
             return [("error", {**GONE, "seq": seq})]
-        over = self._over_budget(frame, now)
+        over = self._over_budget(frame, now, frames)
         if over is None:
             return None
         if self._flooding(now):
@@ -215,7 +224,7 @@ class LiveSession:
         events: list[Event] = []
         with self._lock:
             run = self.calibrating
-            if run is not None:
+            if run is not None and now >= run.started:  # not a frame analysed before it began
                 run.add(faces)
                 if run.done(now):
                     self.calibrating = None
@@ -522,17 +531,17 @@ class LiveSession:
 
     # --- a fair share: the rate of frames, one in flight ----------------------------------------
 
-    def _over_budget(self, frame: object, now: float) -> str | None:
-        """None if the frame fits this connection's budgets (frames and bytes a second), which
+    def _over_budget(self, frame: object, now: float, frames: int = 1) -> str | None:
+        """None if the message fits this connection's budgets (frames and bytes a second), which
         it is charged to; otherwise the reason, and the refusal counts toward a flood."""
         size = len(frame) if isinstance(frame, (bytes, bytearray, memoryview)) else 0
         with self._lock:
-            if not self._frames.can_take(1, now):
+            if not self._frames.can_take(frames, now):
                 reason = RATE_LIMITED["message"]
             elif not self._bytes.can_take(size, now):
                 reason = BYTES_LIMITED
             else:
-                self._frames.take(1)
+                self._frames.take(frames)
                 self._bytes.take(size)
                 return None
             self.counters.dropped += 1

@@ -140,8 +140,9 @@ def on_care_feedback(payload=None, *extra):
 
 @socketio.on("scores")
 def on_scores(payload=None, *extra):
-    """A page that analysed its own frame: ``{"seq", "width", "height", "faces": [{"box",
-    "scores"}]}``, boxes and scores only (docs/protocol.md)."""
+    """A page that analysed its own frames: ``{"seq", "width", "height", "faces": [{"box",
+    "scores"}]}`` or ``"frames": [{"age_ms", "faces"}]`` in place of ``faces``, boxes and scores
+    only (docs/protocol.md)."""
     if _extra("scores", extra):
         return
     seq = _seq_of(payload)
