@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from emocare.care.preferences import PreferenceStore
+from emocare.evaluation import scores_of
 from emocare.live.calibration import Calibration, CalibrationRefused
 from emocare.training.data import index
 from emocare.vision import build_analyzer
+from emocare.vision.emocare_backend import default_model_path
 from emocare.vision.reference import Baseline, corrected
 from emocare.vision.samples import coffee, to_jpeg
 from emocare.vision.types import EMOTIONS
@@ -214,6 +216,20 @@ def test_evaluate_scores_fer2013_faces_against_the_annotators_majority(expressio
     truth = np.array(voted["confusion"]).sum(axis=1)
     expected = np.bincount([majority[n] for n in names if majority[n] >= 0], minlength=len(EMOTIONS))
     assert truth.tolist() == expected.tolist()
+
+    # how often a face of each (voted) label would start care: its top mood negative and at that
+    # mood's care threshold from the model card, counted here face by face
+    card = json.loads(default_model_path().with_suffix(".json").read_text())["care"]["thresholds"]
+    assert voted["care"]["thresholds"] == {e: card[e] for e in ("sad", "angry", "fear", "disgust")}
+    analyzer, crossed = build_analyzer("emocare"), {}
+    for path in folder.rglob("*.jpg"):
+        if majority[path.name] >= 0:
+            scores = scores_of(analyzer, cv2.imread(str(path)))
+            top = max(scores, key=scores.get)
+            over = top in card and scores[top] >= card[top]
+            crossed.setdefault(EMOTIONS[majority[path.name]], []).append(over)
+    assert voted["care"]["negative_crossing"] == {e: round(np.mean(v), 4) for e, v in crossed.items()}
+    assert voted["care"]["negative_crossing"]["sad"] > 0 and voted["care"]["negative_crossing"]["neutral"] < 0.5
 
 
 def evaluate_json(main, folder, *extra) -> dict:

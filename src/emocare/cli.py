@@ -108,6 +108,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f" ({report['calibration_people']} people in the calibration folder)"
         )
     print("per-class recall: " + ", ".join(f"{k} {v:.0%}" for k, v in report["per_class"].items()))
+    if "care" in report:
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in report["care"]["negative_crossing"].items())
+        print(f"faces over a negative mood's care threshold, by label: {shares}")
     header = "truth \\ predicted".ljust(18) + "".join(label[:8].rjust(9) for label in [*EMOTIONS, "no face"])
     print(header)
     for label, row in zip(EMOTIONS, report["confusion"], strict=True):

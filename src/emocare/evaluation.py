@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .care.policy import NEGATIVE, PolicyConfig
 from .training import votes as votes_module
 from .vision import EMOTIONS, build_analyzer
 from .vision.metrics import confusion_matrix, summary
@@ -98,7 +99,7 @@ def evaluate(
     if calibration is not None:
         references = PersonalReferences.collect(analyzer, calibration, person_pattern)
     majority = {} if votes is None else votes_module.majority_by_name(votes)
-    truth, predicted, times, corrected, voted = [], [], [], 0, 0
+    truth, predicted, confidence, times, corrected, voted = [], [], [], [], 0, 0
     for label_index, path in labelled_images(directory):
         voted += path.name in majority
         data = path.read_bytes()
@@ -117,11 +118,29 @@ def evaluate(
             scores = fixed or scores
         truth.append(label_index)
         predicted.append(len(EMOTIONS) if scores is None else EMOTIONS.index(max(scores, key=scores.get)))
+        confidence.append(0.0 if scores is None else max(scores.values()))
     matrix = confusion_matrix(np.array(truth, int), np.array(predicted, int))
     extra = {} if references is None else {"calibrated_images": corrected, "calibration_people": references.people}
     if votes is not None:
         extra["scored_against_votes"] = voted
+    extra["care"] = care_crossing(analyzer, truth, predicted, confidence)
     return _report(analyzer, matrix, ms_per_image=round(float(np.mean(times)), 2) if times else None, **extra)
+
+
+def care_crossing(analyzer, truth: list[int], predicted: list[int], confidence: list[float]) -> dict:
+    """How often a face of each label would count as a negative mood for care: its top label
+    sad, angry, fear or disgust and its score at that mood's care threshold (the model card's,
+    as the live care uses them, with no sensitivity shift). Care itself also waits for the mood
+    to last (``CarePolicy``); on faces this is the share that would start that wait."""
+    card = getattr(getattr(analyzer, "classifier", None), "card", None)
+    config = PolicyConfig(thresholds=getattr(card, "care_thresholds", None) or {})
+    thresholds = {e: config.threshold_for(e) for e in NEGATIVE}
+    faces, crossed = Counter(truth), Counter()
+    for label, top, score in zip(truth, predicted, confidence, strict=True):
+        mood = EMOTIONS[top] if top < len(EMOTIONS) else None
+        crossed[label] += mood in thresholds and score >= thresholds[mood]
+    shares = {e: round(crossed[i] / faces[i], 4) for i, e in enumerate(EMOTIONS) if faces[i]}
+    return {"thresholds": thresholds, "negative_crossing": shares}
 
 
 @dataclass

@@ -67,6 +67,11 @@ class PolicyConfig:
     #: A mood shown this long is answered whatever feedback taught (``CarePolicy.observe``).
     lasting_s: float = 120.0
 
+    def threshold_for(self, emotion: str) -> float:
+        """The confidence at which a mood counts, before what feedback taught."""
+        base = self.thresholds.get(emotion, self.threshold)
+        return min(0.9, max(0.2, base + self.threshold_shift))
+
 
 @dataclass
 class CareAction:
@@ -120,8 +125,7 @@ class CarePolicy:
 
     def threshold_for(self, emotion: str) -> float:
         """The confidence at which a mood counts, before what feedback taught (``learned_for``)."""
-        base = self.config.thresholds.get(emotion, self.config.threshold)
-        return min(0.9, max(0.2, base + self.config.threshold_shift))
+        return self.config.threshold_for(emotion)
 
     def learned_for(self, emotion: str, t: float) -> float:
         """The extra confidence "that's not how I feel" asks of ``emotion`` now (fading)."""
