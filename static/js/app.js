@@ -13,8 +13,9 @@
  * FRAMES_PER_MESSAGE frames each: TARGET_FPS frames a second are analysed, one message awaits
  * its answer. The server's `result` then drives the page exactly as in server mode, so
  * tracking, smoothing, care, calibration and history are the server's in both modes (a frame
- * between two messages is drawn at once, with the last answer's labels). If the analysis cannot load or fails, the page
- * says so and sends frames instead: the person chose privacy, so it is never silent.
+ * between two messages is drawn at once, with the last answer's labels). If the analysis
+ * cannot load or fails, the page says so and sends frames instead: the person chose privacy,
+ * so it is never silent.
  */
 (function () {
   "use strict";
