@@ -60,36 +60,18 @@ def named(received, name):
     return [m["args"][0] for m in received if m["name"] == name]
 
 
-def test_scores_from_the_page_get_results_care_and_history(device_app, clock, analysed):
+@pytest.mark.parametrize("in_pairs", [False, True])
+def test_scores_from_the_page_get_results_care_and_history(device_app, clock, analysed, in_pairs):
+    """One frame a message, or the page's way, two: the same frames, the same care and history,
+    one answer a message (its last frame's)."""
+    sender, messages = (send_pairs, 25) if in_pairs else (send, 50)
     _client, sio = page_of(device_app, "mei")
     sio.emit("configure", {"locale": "en"})
     sio.get_received()
-    received = send(sio, analysed["sad"], 5, clock)
+    received = sender(sio, analysed["sad"], 5, clock)
     results = named(received, "result")
-    assert [r["seq"] for r in results] == list(range(50))
+    assert [r["seq"] for r in results] == list(range(messages))
     assert results[-1]["analysis"] == "device" and results[-1]["faces"][0]["label"] == "sad"
-    [card, *_] = named(received, "care")
-    assert card["emotion"] == "sad"
-    sio.disconnect()
-    services = device_app.extensions["emocare"]
-    services.history.flush()
-    samples = services.history.store.export("mei")["samples"]
-    assert len(samples) >= 4 and {s["emotion"] for s in samples} == {"sad"}
-    # a calm face, sent the same way, gets no card
-    _client, calm = page_of(device_app, "kai")
-    calm.get_received()
-    assert named(send(calm, analysed["neutral"], 8, clock), "care") == []
-
-
-def test_frames_sent_two_a_message_are_each_followed(device_app, clock, analysed):
-    """The page's way: half the messages, the same frames, the same care and history."""
-    _client, sio = page_of(device_app, "mei")
-    sio.emit("configure", {"locale": "en"})
-    sio.get_received()
-    received = send_pairs(sio, analysed["sad"], 5, clock)
-    results = named(received, "result")
-    assert [r["seq"] for r in results] == list(range(25))  # one answer a message, its last frame's
-    assert results[-1]["faces"][0]["label"] == "sad"
     [card, *_] = named(received, "care")
     assert card["emotion"] == "sad"
     services = device_app.extensions["emocare"]
@@ -99,9 +81,10 @@ def test_frames_sent_two_a_message_are_each_followed(device_app, clock, analysed
     services.history.flush()
     samples = services.history.store.export("mei")["samples"]
     assert len(samples) >= 4 and {s["emotion"] for s in samples} == {"sad"}
+    # a calm face, sent the same way, gets no card
     _client, calm = page_of(device_app, "kai")
     calm.get_received()
-    assert named(send_pairs(calm, analysed["neutral"], 8, clock), "care") == []
+    assert named(sender(calm, analysed["neutral"], 8, clock), "care") == []
 
 
 def frames_of(message: dict, *ages: int) -> dict:
