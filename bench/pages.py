@@ -249,10 +249,11 @@ async def _loop_lag(until: float, lags: list[float], every: float = 0.02) -> Non
         lags.append((loop.time() - start - every) * 1000)
 
 
-async def drive(host: str, port: int, mode: str, clients: int, seconds: float, warm_up: float = 1.0) -> dict:
-    """``clients`` pages of ``mode`` for ``warm_up + seconds``: their round trips, errors, and
-    what the simulation itself cost (the client process's CPU, the event loop's lateness)."""
-    pages = [Page(host, port, mode) for _ in range(clients)]
+async def drive(host: str, ports: list[int], mode: str, clients: int, seconds: float, warm_up: float = 1.0) -> dict:
+    """``clients`` pages of ``mode`` for ``warm_up + seconds``, spread in turn over the servers
+    on ``ports``: their round trips, errors, and what the simulation itself cost (the client
+    process's CPU, the event loop's lateness)."""
+    pages = [Page(host, ports[k % len(ports)], mode) for k in range(clients)]
     refused: Counter = Counter()
     gate = asyncio.Semaphore(32)  # connections being opened at once
 

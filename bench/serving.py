@@ -23,7 +23,8 @@ are simulated cheaply in this process (``bench/pages.py``). ``--find-max`` doubl
 until the bar breaks, then halves the gap to one page (or a tenth of what held). Each row
 says what limited it: the server's p95, errors, or the clients themselves (their event loop
 saturating one core) — a limit of the clients is only a floor for the server. The last line
-printed is JSON: ``{"max_clients": {"server": M, "device": N}, ...}``.
+printed is JSON: ``{"max_clients": {"server": M, "device": N}, ...}``. ``--processes N`` runs
+N such servers on this machine instead, the pages spread over them in turn (no nginx between).
 
     python -m bench.serving [--seconds 8] [--clients 1 10 20] [--json]
     python -m bench.serving --cluster 1 2 --find-max [--seconds 10]
@@ -218,6 +219,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--max-clients", type=int, default=800, help="--analysis --find-max: never more pages than this"
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="--analysis: server processes on this machine, each page talking to one of them in turn",
+    )
     args = parser.parse_args(argv)
     if args.analysis:
         return main_analysis(args)
@@ -312,19 +319,23 @@ def limit_of(row: dict, p95_ms: float) -> str | None:
 
 
 def analysis_rows(mode: str, args: argparse.Namespace, folder: Path) -> dict:
-    """One server for ``mode``, its rows, and the most pages that held the bar."""
+    """One server for ``mode`` (``--processes`` of them), its rows, and the most pages that held
+    the bar."""
     # every page comes from 127.0.0.1: lift the per-address cap, and the cap of the mode measured
     cap = str(args.max_clients)
     env = {"EMOCARE_MAX_CONNECTIONS_PER_ADDRESS": cap, "EMOCARE_OFFLOAD": "thread"}
     env["EMOCARE_MAX_DEVICE_CONNECTIONS" if mode == "device" else "EMOCARE_MAX_CONNECTIONS"] = cap
-    server = ServerProcess("gunicorn", env, log_dir=folder)
+    servers = [ServerProcess("gunicorn", env, log_dir=folder) for _ in range(args.processes)]
     rows: list[dict] = []
 
+    def cpu_seconds() -> float:
+        return sum(server.cpu_seconds() for server in servers)
+
     def measure(n: int) -> dict:
-        before, began = server.cpu_seconds(), time.perf_counter()
-        row = asyncio.run(pages.drive("127.0.0.1", server.port, mode, n, args.seconds))
-        row["server_cores"] = round((server.cpu_seconds() - before) / (time.perf_counter() - began), 2)
-        row["server_rss_mb"] = round(server.rss() / 2**20)
+        before, began = cpu_seconds(), time.perf_counter()
+        row = asyncio.run(pages.drive("127.0.0.1", [s.port for s in servers], mode, n, args.seconds))
+        row["server_cores"] = round((cpu_seconds() - before) / (time.perf_counter() - began), 2)
+        row["server_rss_mb"] = round(sum(server.rss() for server in servers) / 2**20)
         row["load_average"] = round(os.getloadavg()[0], 2)
         row["limit"] = limit_of(row, args.p95_ms)
         rows.append(row)
@@ -339,7 +350,8 @@ def analysis_rows(mode: str, args: argparse.Namespace, folder: Path) -> dict:
             row["client_cores"],
             row["limit"] or "held",
         )
-        settle(server)
+        for server in servers:
+            settle(server)
         return row
 
     try:
@@ -350,7 +362,8 @@ def analysis_rows(mode: str, args: argparse.Namespace, folder: Path) -> dict:
                 measure(n)
             best, failed = None, None
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
     limit = next((r["limit"] for r in rows if r["clients"] == failed), None)
     if args.find_max and failed is None:
         limit = f"--max-clients {args.max_clients} reached"
@@ -398,6 +411,7 @@ def main_analysis(args: argparse.Namespace) -> dict:
     report: dict = {
         "p95_bar_ms": args.p95_ms,
         "seconds_per_row": args.seconds,
+        "processes": args.processes,
         "page_messages_per_second": {mode: round(1 / pages.message_period(mode), 1) for mode in pages.MODES},
         "cpus": os.cpu_count(),
         "load_average_before": [round(v, 2) for v in os.getloadavg()],
