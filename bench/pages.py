@@ -11,8 +11,8 @@ What the server receives is what the real page sends:
 
 - ``server`` mode: ``frame`` events with the 320×240 JPEG as a binary attachment, one in flight,
   10 a second, as ``static/js/app.js`` sends them;
-- ``device`` mode: ``scores`` events (docs/protocol.md), one in flight, 5 a second, each with
-  the page's two analysed frames (10 a second) of one face: the box and calibrated scores the
+- ``device`` mode: ``scores`` events (docs/protocol.md), one in flight, 2.5 a second, each with
+  the page's four analysed frames (10 a second) of one face: the box and calibrated scores the
   Python analyzer gives for the astronaut portrait in the page's 320×240 frame, what
   ``static/js/analyzer.js`` computes to the digit (tests/test_device_parity.py). The
   handshake says ``{"analysis": "device"}`` as a device-mode page's does.
@@ -55,7 +55,7 @@ MODES = ("server", "device")
 #: Frames the page analyses a second, in either mode.
 PAGE_FPS = 10.0
 #: Frames a message carries (``static/js/app.js``: FRAMES_PER_MESSAGE in device mode).
-FRAMES_PER_MESSAGE = {"server": 1, "device": 2}
+FRAMES_PER_MESSAGE = {"server": 1, "device": 4}
 #: An answer later than this is counted as an error ("timeout").
 ANSWER_TIMEOUT_S = 5.0
 
@@ -68,7 +68,7 @@ def page_jpeg() -> bytes:
 
 @lru_cache(maxsize=1)
 def scores_message() -> dict:
-    """What a device-mode page sends for two such frames 100 ms apart, without its ``seq``: the
+    """What a device-mode page sends for four such frames 100 ms apart, without its ``seq``: the
     Python analyzer's faces (the server's own, which the page's port matches exactly), as
     docs/protocol.md says."""
     import cv2

@@ -17,7 +17,7 @@ the most that held.
 (``emocare serve``'s default: Gunicorn, one process) holds with the page's round trip at p95
 ≤ ``--p95-ms`` and no error, for each place the analysis may run, in one run on this machine.
 Server-mode pages send the JPEG frames the page sends today, device-mode pages the ``scores``
-events of a page that analyses on its own device, 5 a second each (two analysed frames a
+events of a page that analyses on its own device, 2.5 a second each (four analysed frames a
 message), one in flight; the pages
 are simulated cheaply in this process (``bench/pages.py``). ``--find-max`` doubles the pages
 until the bar breaks, then halves the gap to one page (or a tenth of what held). Each row

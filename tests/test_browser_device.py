@@ -159,8 +159,8 @@ def go_live_on_device(page, url: str | None = None, server=None) -> float:
 def test_device_mode_goes_live_calibrates_and_sends_no_picture(device_server, expressions, tmp_path):
     """With the server's default at ``device``: counted on the device from the handshake, live
     on this device, the face labelled and boxed, the relaxed-face step done on scores alone,
-    25 s of streaming with no binary frame and under 200 KB sent, at most 5 ``scores`` a
-    second, two frames each; then the settings switch to server analysis (frames flow: the counting sees them),
+    25 s of streaming with no binary frame and under 200 KB sent, at most 3 ``scores`` a
+    second, four frames each; then the settings switch to server analysis (frames flow: the counting sees them),
     the choice is remembered, a page in server mode fetches none of the device's files, and
     choosing this device again stops the frames."""
     relaxed = poser_read_sad(expressions)["neutral"][0]
@@ -212,13 +212,13 @@ def test_device_mode_goes_live_calibrates_and_sends_no_picture(device_server, ex
         )
         assert wire.binary_frames == 0 and wire.events["frame"] == 0, "a picture left the page"
         assert sent < MAX_BYTES, f"{sent} bytes sent in {seconds:.0f} s"
-        # analysed frames two a message (one where this device is slow), at most 5 messages
-        # a second (app.js); at least the page's floor of frames (MIN_FPS): how fast this
-        # device analyses is the bench's question
+        # analysed frames four a message (fewer where this device is slow), never two sends
+        # within 400 ms, so at most 3 in any second (app.js); at least the page's floor of
+        # frames (MIN_FPS): how fast this device analyses is the bench's question
         frames = page.evaluate("window.framesSent")
-        assert set(frames) <= {1, 2} and frames.count(2) >= len(frames) / 2, frames
+        assert set(frames) <= {1, 2, 3, 4} and frames.count(4) >= len(frames) / 2, frames
         assert sum(frames) >= MIN_FPS * seconds, f"only {sum(frames)} frames in {seconds:.0f} s"
-        assert max_per_second(page.evaluate("window.scoresAt")) <= 5
+        assert max_per_second(page.evaluate("window.scoresAt")) <= 3
         page.screenshot(path=str(ARTIFACTS / "device-live-en.png"))
 
         # the care setting: analyse on the server from now on; frames flow, and are seen

@@ -71,11 +71,11 @@ class Config:
     #: And besides those, sessions whose pages analyse on their device (said in their handshake,
     #: or moved here by their first ``scores``); when these are taken, a device page may take a
     #: free server place too. They cost no inference, but each costs one Python process about
-    #: 1.4 ms of CPU ten times a second: measured (``bench.serving --analysis``, docs/deploy.md),
-    #: one process held 55 device pages at p95 <= 100 ms against 2 server pages, delivered its
-    #: most scores a second (about 500) up to 120 pages, and thrashed at 240 (half that, p95
-    #: 2.1 s). 60 places here and the 60 of the server keep a process under 120.
-    MAX_DEVICE_CONNECTIONS = 60
+    #: 1.7 ms of CPU for each message, 2.5 a second (four frames a message): measured on an
+    #: idle 2-core machine (``bench.serving --analysis``, docs/deploy.md *Sizing*), one process
+    #: held 170 device pages at p95 <= 100 ms, and past about 180 its round trips grow fast
+    #: (the GIL, not the cores). 100 places here and the 60 of the server keep it under 160.
+    MAX_DEVICE_CONNECTIONS = 100
     #: Open connections from one client address, whatever their mode.
     MAX_CONNECTIONS_PER_ADDRESS = 10
     MAX_FRAME_BYTES = 1_000_000
