@@ -23,7 +23,7 @@
   const EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
   const TARGET_FPS = 10;
   // device mode: frames go four a message, two and a half messages a second (docs/device.md, The loop)
-  const FRAMES_PER_MESSAGE = 4;
+  const FRAMES_PER_MESSAGE = 4; // the most the server takes (live/scores.py: MAX_FRAMES)
   const MAX_FRAME_AGE_MS = 1000; // older analysed frames are not sent (the server takes 2000)
   const MIN_FPS = 2;
   const FRAME_WIDTH = 320;
