@@ -39,15 +39,11 @@ from ..vision.types import EMOTIONS
 from . import data as data_module
 from . import votes as votes_module
 from .augment import augment, resize
-from .calibrate import calibrate
+from .calibrate import calibrate, care_thresholds
 
 log = logging.getLogger(__name__)
 
 SOURCE_WEIGHT = {"ckplus": 3.0, "jaffe": 3.0}
-#: The moods care answers, and the largest share of calm faces their thresholds let through.
-CARE_EMOTIONS = ("sad", "angry", "fear", "disgust")
-CARE_CALM_SHARE = 0.15
-CARE_MIN, CARE_MAX = 0.3, 0.6
 #: The balanced accuracy flip averaging must add to be worth twice the classifier's time.
 FLIP_MIN_GAIN = 0.005
 
@@ -186,9 +182,11 @@ def predict_logits(
 
 
 def per_source(probs: np.ndarray, val: data_module.Dataset) -> dict:
-    """Validation figures per source, and over all sources, against the folders' labels; and
+    """Validation figures per source, and over all sources, against the folders' labels;
     ``fer2013_ferplus``: the FER2013 faces that ten annotators agree on, against their majority
-    (FER2013's own labels cap any model near human agreement, about 65%)."""
+    (FER2013's own labels cap any model near human agreement, about 65%); and ``reference``:
+    every face against what the calibration fits, FER2013 faces by that majority (those with
+    none left out), the others by their folder."""
 
     def figures(truth: np.ndarray, predicted: np.ndarray) -> dict:
         matrix = confusion_matrix(truth, predicted)
@@ -202,6 +200,8 @@ def per_source(probs: np.ndarray, val: data_module.Dataset) -> dict:
     voted = (val.sources == "fer2013_train") & (val.votes[:, 0] >= 0) & (val.reference >= 0)
     if voted.any():
         report["fer2013_ferplus"] = figures(val.reference[voted], predicted[voted])
+    scored = val.reference >= 0
+    report["reference"] = figures(val.reference[scored], predicted[scored])
     return report
 
 
@@ -549,7 +549,10 @@ def calibrated_card(onnx_path: Path, side: int, dataset, train_set, val_set) -> 
     live preprocessing, with and without flip averaging.
 
     Flip averaging doubles the classifier's work; it is kept only if it adds at least
-    ``FLIP_MIN_GAIN`` of balanced accuracy once each variant has its own calibration.
+    ``FLIP_MIN_GAIN`` of balanced accuracy once each variant has its own calibration, every
+    face scored against what the calibration fits (FER2013 faces against their FER+ majority):
+    scored against FER2013's own labels, which the annotators dispute on a third of the faces,
+    it chose flip averaging for a model it did not help (docs/experiments.md).
     """
     from ..vision.emocare_backend import network_logits, open_session
 
@@ -574,7 +577,7 @@ def calibrated_card(onnx_path: Path, side: int, dataset, train_set, val_set) -> 
         calibrated = softmax((logits + np.array(calibration["bias"])) / calibration["temperature"])
         calibration["relaxed_mean_log"] = relaxed_mean_log(calibrated, val_set)
         variants[flip] = (logits, calibration, calibrated, per_source(calibrated, val_set))
-    gain = variants[True][3]["all"]["balanced"] - variants[False][3]["all"]["balanced"]
+    gain = variants[True][3]["reference"]["balanced"] - variants[False][3]["reference"]["balanced"]
     flip = bool(gain >= FLIP_MIN_GAIN)
     logits, calibration, calibrated, figures = variants[flip]
     live = softmax((logits_of(val_set.live, flip) + np.array(calibration["bias"])) / calibration["temperature"])
@@ -602,8 +605,8 @@ def calibrated_card(onnx_path: Path, side: int, dataset, train_set, val_set) -> 
             "or pixel-hash groups (FER2013), by SHA-256 of the key",
         },
         "flip_choice": {
-            "balanced_without_flip": variants[False][3]["all"]["balanced"],
-            "balanced_with_flip": variants[True][3]["all"]["balanced"],
+            "balanced_without_flip": variants[False][3]["reference"]["balanced"],
+            "balanced_with_flip": variants[True][3]["reference"]["balanced"],
             "min_gain": FLIP_MIN_GAIN,
             "chosen": flip,
             "validation_other": variants[not flip][3],
@@ -636,31 +639,6 @@ def relaxed_mean_log(probs: np.ndarray, val_set) -> list[float]:
     if not relaxed.any():
         return [float(np.log(1 / len(EMOTIONS)))] * len(EMOTIONS)
     return [round(float(v), 5) for v in log_scores(probs[relaxed]).mean(axis=0)]
-
-
-def care_thresholds(probs: np.ndarray, truth: np.ndarray, calm_share: float = CARE_CALM_SHARE) -> dict[str, float]:
-    """Per negative emotion, the lowest score at which few of the faces it fires on are calm.
-
-    Care acts on the smoothed score of the label shown. One threshold for all (0.5) never let
-    a frightened face through: fear is often half read as surprise, so even right answers
-    score low. What care must not do is answer a calm face: so each emotion gets the lowest
-    threshold (0.3 to 0.6) at which, on validation, at most ``calm_share`` of the faces the
-    model calls that emotion with at least that score are really happy or neutral. (A sad
-    face called angry still gets care it may need; the card asks, and can be corrected.)
-    """
-    predicted = probs.argmax(axis=1)
-    calm = np.isin(truth, [EMOTIONS.index("happy"), EMOTIONS.index("neutral")])
-    thresholds = {}
-    for emotion in CARE_EMOTIONS:
-        index = EMOTIONS.index(emotion)
-        chosen = CARE_MAX
-        for threshold in np.round(np.arange(CARE_MIN, CARE_MAX + 1e-9, 0.01), 2):
-            called = (predicted == index) & (probs[:, index] >= threshold)
-            if called.sum() >= 10 and calm[called].mean() <= calm_share:
-                chosen = float(threshold)
-                break
-        thresholds[emotion] = chosen
-    return thresholds
 
 
 def fer_probabilities(crops: np.ndarray) -> np.ndarray:
