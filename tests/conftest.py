@@ -193,6 +193,17 @@ def sample_dir(tmp_path_factory, validation_sample) -> Path:
 
 
 @pytest.fixture(scope="session")
+def named_sample_dir(tmp_path_factory, validation_sample) -> Path:
+    """The sample as ``<label>/<image>`` links under the images' own names, by which the FER+
+    votes know them (``emocare evaluate --votes``)."""
+    root = tmp_path_factory.mktemp("named-sample")
+    for label, path in validation_sample:
+        (root / label).mkdir(exist_ok=True)
+        (root / label / path.name).symlink_to(path)
+    return root
+
+
+@pytest.fixture(scope="session")
 def small_set(tmp_path_factory, validation_sample, expressions) -> Path:
     """The sample laid out as the shared folder is, ``<source>/<label>/<image>`` links, with the
     FER+ votes beside them: a small real set for ``emocare train`` and the data loader."""

@@ -71,7 +71,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 2
     options = {"deepface_home": args.deepface_home, "model_path": args.model}
     if args.clips:
-        report = evaluate_clips(directory, args.backend, per_class=args.per_class, tta=args.tta, **options)
+        votes = Path(args.votes) if args.votes else None
+        report = evaluate_clips(directory, args.backend, per_class=args.per_class, tta=args.tta, votes=votes, **options)
     else:
         try:
             report = evaluate(

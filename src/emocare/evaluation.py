@@ -209,15 +209,21 @@ def evaluate_clips(
     seconds: float = 5.0,
     fps: float = 10.0,
     seed: int = 0,
+    votes: Path | None = None,
     **options,
 ) -> dict:
-    """Clip accuracy of the smoothed label against the per-frame majority, and label flips."""
+    """Clip accuracy of the smoothed label against the per-frame majority, and label flips.
+
+    ``votes``: as in ``evaluate``, an image the FER+ file names is scored against its ten
+    annotators' majority, and left out where they reach none."""
     analyzer = build_analyzer(backend, **options)
     rng = np.random.default_rng(seed)
+    annotators = {} if votes is None else votes_module.majority_by_name(votes)
     truth, smoothed, majority, flips = [], [], [], []
     for label_index, path in labelled_images(directory, per_class):
+        label_index = annotators.get(path.name, label_index)
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
+        if image is None or label_index < 0:
             continue
         tracker = FaceTracker(smoothing)
         raw, shown = [], []
