@@ -35,7 +35,7 @@ MAX_BYTES = 200_000
 STREAM_S = 25.0
 #: the page's floor of analysed frames a second over long round trips (app.js MIN_FPS)
 MIN_FPS = 2
-#: first load of the runtime and models (9.4 MB gzipped, compiled on a busy 2-core machine)
+#: first load of the runtime and models (7.3 MB gzipped, compiled on a busy 2-core machine)
 LIVE_WITHIN_MS = 90_000
 
 # every securitypolicyviolation event, recorded from the page's first script on

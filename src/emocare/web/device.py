@@ -1,6 +1,6 @@
 """The files a page needs to analyse on its own device: the wasm runtime and the three models.
 
-Why a blueprint of its own rather than ``static/``: the files are big (14 MB of wasm, 4.9 MB
+Why a blueprint of its own rather than ``static/``: the files are big (14 MB of wasm, 2.4 MB
 classifier, 2.5 MB of BlazeFace) and change only with a release, so each is served under a
 URL that names its content (the models' sha256, the runtime's version) with a year-long
 ``immutable`` cache, and gzip-compressed for clients that accept it (the wasm shrinks to a
