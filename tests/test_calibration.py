@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 
-from emocare.care.policy import NEGATIVE
 from emocare.care.preferences import PreferenceStore
 from emocare.evaluation import scores_of
 from emocare.live.calibration import Calibration, CalibrationRefused
@@ -61,10 +60,12 @@ def test_a_baseline_keeps_numbers_only_and_refuses_damaged_ones():
     ):
         with pytest.raises(ValueError, match="not a baseline"):
             Baseline.from_dict(broken)
-    # the person's mean relaxed face, corrected, is the population's (the offset is all it removes)
+    # the person's mean relaxed face, all of the offset taken off, is the population's (the
+    # offset is all it removes); the live path takes half of it off (reference.STRENGTH)
     population = np.log([0.02, 0.03, 0.02, 0.03, 0.05, 0.03, 0.82])
-    fixed = corrected(np.exp(np.array(baseline.mean_log)), baseline.offset(population))
+    fixed = corrected(np.exp(np.array(baseline.mean_log)), baseline.offset(population, strength=1.0))
     np.testing.assert_allclose(fixed, np.exp(population) / np.exp(population).sum(), atol=1e-6)
+    np.testing.assert_allclose(baseline.offset(population), 0.5 * baseline.offset(population, strength=1.0))
 
 
 def test_the_step_refuses_frames_that_cannot_make_a_baseline(poser, astronaut_frame):
@@ -116,11 +117,10 @@ def test_calibrated_relaxed_face_gets_no_care_and_the_sad_face_still_does(live, 
     assert [n for n, _ in events if n == "care"] == []
     labels = [f["label"] for n, p in events if n == "result" for f in p["faces"] if f["primary"]]
     assert labels[-1] == "neutral"
-    # their sad face: a care card within five seconds, for a negative mood (her relaxed face
-    # reads a little sad to the model; with that taken off, her sad face reads angry to it)
+    # their sad face: a care card within five seconds
     events = run(session, clock, sad, 5)
     cards = [p for n, p in events if n == "care"]
-    assert cards and cards[0]["emotion"] in NEGATIVE
+    assert cards and cards[0]["emotion"] == "sad"
 
 
 def test_calibration_answers_bad_requests_and_reset_forgets(live, clock, poser):
