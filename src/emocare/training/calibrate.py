@@ -26,6 +26,7 @@ import itertools
 
 import numpy as np
 
+from ..care.policy import NEGATIVE as CARE_EMOTIONS
 from ..vision.metrics import class_balanced_weights, confusion_matrix, expected_calibration_error, softmax, summary
 from ..vision.types import EMOTIONS
 
@@ -33,11 +34,10 @@ from ..vision.types import EMOTIONS
 BALANCED_TOLERANCE = 0.005
 #: The lifts of neutral's logit ``fit_relaxed_shift`` tries.
 RELAXED_SHIFTS = np.round(np.arange(0.0, 1.01, 0.1), 2)
-#: The moods care answers; the thresholds each may have; the largest share of relaxed
-#: validation faces they may let start care: a point under the project's 10%, for the faces
-#: they were not fitted on (on the 1,694 relaxed validation faces a share has a standard error of
-#: 0.7 points).
-CARE_EMOTIONS = ("sad", "angry", "fear", "disgust")
+#: The thresholds each mood care answers (``care.policy.NEGATIVE``) may have; the largest share
+#: of relaxed validation faces they may let start care: a point under the project's 10%, for the
+#: faces they were not fitted on (on the 1,694 relaxed validation faces a share has a standard
+#: error of 0.7 points).
 CARE_THRESHOLDS = np.round(np.arange(0.3, 0.601, 0.05), 2)
 CARE_RELAXED_SHARE = 0.09
 
